@@ -1,0 +1,48 @@
+# rlmec — the two commands a new user needs:
+#   make demo    set up (first time only), build, run scripts/qa_full.rhai on the embedded default
+#   make test    set up (first time only), build, run the whole test suite
+#
+# `make setup TORCH=cuda` installs the full CUDA libtorch instead of the lean CPU one.
+
+TORCH    ?= cpu
+PYTHON   ?= python3
+LIBTORCH := .deps/libtorch
+MODEL    := data/models/SmolLM2-135M-Instruct.Q4_1.gguf
+STAMP    := $(LIBTORCH)/.ready-$(TORCH)
+RLMEC    := target/release/rlmec
+# Tests drive the release binary; one torch thread each (two OpenMP threads lose to one on a busy core).
+TEST_ENV := RLMEC_TORCH_THREADS=1
+
+.PHONY: setup demo test build check docs clean-deps
+
+setup: $(STAMP) $(MODEL)
+
+# The stamp is written inside the folder before it is renamed into place, so it exists only
+# for a complete install; switching TORCH replaces the folder and forces torch-sys to rebuild.
+$(STAMP):
+	$(PYTHON) tools/setup_deps.py libtorch --variant $(TORCH) --dest $(LIBTORCH)
+	cargo clean --release -p torch-sys >/dev/null 2>&1 || true
+	cargo clean -p torch-sys >/dev/null 2>&1 || true
+
+$(MODEL):
+	$(PYTHON) tools/setup_deps.py model --dest data/models
+
+build: setup
+	cargo build --release
+
+demo: build
+	$(RLMEC) scripts/qa_full.rhai
+
+test: build
+	$(TEST_ENV) cargo test --release
+
+# What CI also checks: formatting, lints, and that docs/api.md matches `rlmec api`.
+check: setup
+	cargo fmt --check
+	cargo clippy --release --all-targets -- -D warnings
+
+docs: build
+	$(RLMEC) api > docs/api.md
+
+clean-deps:
+	rm -rf .deps data/models

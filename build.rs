@@ -1,0 +1,46 @@
+//! Makes `target/*/rlmec` and every test binary find libtorch without `LD_LIBRARY_PATH`,
+//! and links the CUDA half of libtorch when `make setup TORCH=cuda` installed it.
+//!
+//! torch-sys adds an rpath only to its own C++ shim, which never reaches the final binary,
+//! and rustc links `--as-needed`, which drops `libtorch_cuda.so` because no Rust symbol
+//! refers to it (tch-rs issues #907, #980).
+
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    let libtorch = env::var_os("LIBTORCH")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let read = |name: &str| {
+        let path = libtorch.join(name);
+        println!("cargo:rerun-if-changed={}", path.display());
+        fs::read_to_string(path)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into())
+    };
+    let version = read("build-version");
+    let variant = read("variant");
+    println!("cargo:rustc-env=RLMEC_LIBTORCH_VERSION={version}");
+    println!("cargo:rustc-env=RLMEC_LIBTORCH_VARIANT={variant}");
+    if libtorch.as_os_str().is_empty() {
+        println!(
+            "cargo:warning=LIBTORCH is not set; run `make setup` (it assembles .deps/libtorch)"
+        );
+        return;
+    }
+
+    // -rpath for the binary, the library's test harness, examples and benches alike.
+    println!(
+        "cargo:rustc-link-arg=-Wl,-rpath,{}",
+        libtorch.join("lib").display()
+    );
+
+    if variant == "cuda" {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    }
+}

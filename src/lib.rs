@@ -1,0 +1,17 @@
+//! rlmec — fine-grained reinforcement learning of language models with minimum-edit token
+//! rewards (RLMEC, Chen et al., Findings of ACL 2024), as a Rust runtime driven by Rhai scripts.
+//!
+//! The heavy work (models, sampling, teachers, alignment, training) is native code exposed to
+//! scripts through [`script`]; the paper's procedure lives in `stdlib/` and `scripts/` as Rhai.
+//! The `rlmec` binary (`src/main.rs`) is only the command line over this library.
+
+pub mod device;
+pub mod files;
+pub mod logging;
+pub mod progress;
+pub mod script;
+
+/// The libtorch this binary was built against (from `.deps/libtorch/build-version`).
+pub const LIBTORCH_VERSION: &str = env!("RLMEC_LIBTORCH_VERSION");
+/// `cpu` (the lean default) or `cuda` (`make setup TORCH=cuda`).
+pub const LIBTORCH_VARIANT: &str = env!("RLMEC_LIBTORCH_VARIANT");

@@ -1,0 +1,90 @@
+//! File natives: the JSON and JSONL that every stage reads and writes.
+
+use rhai::plugin::*;
+
+use super::engine::Domain;
+
+pub const DOMAIN: Domain = Domain {
+    name: "io",
+    module: || exported_module!(io_api),
+    extra: |_| {},
+};
+
+fn to_json(value: &Dynamic, what: &str) -> Result<serde_json::Value, Box<EvalAltResult>> {
+    serde_json::to_value(value)
+        .map_err(|e| format!("{what}: not representable as JSON: {e}").into())
+}
+
+fn from_json(value: &serde_json::Value) -> Result<Dynamic, Box<EvalAltResult>> {
+    rhai::serde::to_dynamic(value)
+}
+
+/// Reading and writing JSON and JSONL files. Writes are atomic (temp file, then rename),
+/// and a malformed line is an error naming the file and the line number.
+#[export_module]
+pub mod io_api {
+    use std::path::Path;
+
+    use rhai::Array;
+
+    use super::{from_json, to_json};
+    use crate::files;
+
+    /// Every record of a JSONL file (blank lines skipped), as an array of maps.
+    ///
+    /// ```rhai
+    /// let recs = read_jsonl("data/qa/ecqa/test.jsonl");
+    /// print(recs[0].answer);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn read_jsonl(path: &str) -> Result<Array, Box<EvalAltResult>> {
+        let records = files::read_jsonl(Path::new(path)).map_err(|e| e.to_string())?;
+        records.iter().map(from_json).collect()
+    }
+
+    /// Write `records` to `path`, one JSON value per line, atomically (parents created).
+    ///
+    /// ```rhai
+    /// write_jsonl("/tmp/rlmec-doc/out.jsonl", [#{id: 1}, #{id: 2}]);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn write_jsonl(path: &str, records: Array) -> Result<(), Box<EvalAltResult>> {
+        let values = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| to_json(r, &format!("{path}: record {i}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        files::write_jsonl(Path::new(path), &values).map_err(|e| e.to_string().into())
+    }
+
+    /// The value in a JSON file.
+    ///
+    /// ```rhai
+    /// write_json("/tmp/rlmec-doc/cfg.json", #{lr: 5e-6});
+    /// print(read_json("/tmp/rlmec-doc/cfg.json").lr);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn read_json(path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        from_json(&files::read_json(Path::new(path)).map_err(|e| e.to_string())?)
+    }
+
+    /// Write `value` as pretty-printed JSON, atomically (parents created).
+    ///
+    /// ```rhai
+    /// write_json("/tmp/rlmec-doc/summary.json", #{accuracy: 0.5, n: 100});
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn write_json(path: &str, value: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let json = to_json(&value, path)?;
+        files::write_json(Path::new(path), &json).map_err(|e| e.to_string().into())
+    }
+
+    /// Whether `path` exists (file or folder).
+    ///
+    /// ```rhai
+    /// if !file_exists("data/models/SmolLM2-135M-Instruct.Q4_1.gguf") { print("run `make setup`"); }
+    /// ```
+    pub fn file_exists(path: &str) -> bool {
+        Path::new(path).exists()
+    }
+}

@@ -1,0 +1,24 @@
+//! The Rhai runtime: one engine with every domain's native functions, the module resolver
+//! behind `import`, and the three things the CLI does with a script — run it, check it
+//! without running it, and document the API it can call.
+//!
+//! Each domain registers its natives from its own file (`config.rs`, `io.rs`, ...) as an
+//! `#[export_module]` plugin module, so the `///` comment of a native function *is* its API
+//! documentation (`rlmec api`, `docs/api.md`).
+
+pub mod api;
+pub mod check;
+pub mod context;
+pub mod engine;
+pub mod overrides;
+pub mod report;
+pub mod resolver;
+pub mod runner;
+
+mod config;
+mod io;
+mod progress;
+mod torch;
+
+pub use context::ScriptContext;
+pub use engine::{DOMAINS, Domain, build_engine};

@@ -1,0 +1,77 @@
+//! Where `import "name"` looks: next to the importing script first (so experiments can keep
+//! their own modules beside them), then the standard library (`stdlib/`), which holds the
+//! paper's procedure (`import "rlmec" as rlmec;` loads `stdlib/rlmec.rhai`).
+//!
+//! Rhai's own file resolver labels a module with the import string and resolves nested
+//! imports from the wrong folder; this one labels each module with its file path, so errors
+//! and `debug` output point at the real file, and `rlmec check` resolves the same way.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope};
+
+// rhai's `SharedModule` under the `sync` feature.
+type SharedModule = std::sync::Arc<Module>;
+
+/// The stdlib folder: `$RLMEC_STDLIB` if set, else the project's own `stdlib/`.
+pub fn stdlib_dir() -> PathBuf {
+    std::env::var_os("RLMEC_STDLIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("stdlib"))
+}
+
+/// The file an `import` of `path` from the script `importer` loads; `None` when neither
+/// candidate exists.
+pub fn import_file(path: &str, importer: &Path) -> Option<PathBuf> {
+    let with_ext = |base: &Path| {
+        let mut p = base.join(path);
+        p.set_extension("rhai");
+        p
+    };
+    let beside = with_ext(importer.parent().unwrap_or(Path::new("")));
+    [beside, with_ext(&stdlib_dir())]
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+/// The resolver every engine uses; modules are loaded once per engine.
+#[derive(Default)]
+pub struct ScriptResolver {
+    cache: Mutex<HashMap<PathBuf, SharedModule>>,
+}
+
+impl ModuleResolver for ScriptResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<SharedModule, Box<EvalAltResult>> {
+        let importer = Path::new(source.unwrap_or(""));
+        let file = import_file(path, importer)
+            .ok_or_else(|| Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)))?;
+        let key = file.canonicalize().unwrap_or_else(|_| file.clone());
+        if let Some(module) = self.lock().get(&key) {
+            return Ok(module.clone());
+        }
+        let label = file.display().to_string();
+        let in_module = |err| Box::new(EvalAltResult::ErrorInModule(label.clone(), err, pos));
+        let mut ast = engine.compile_file(file.clone()).map_err(in_module)?;
+        ast.set_source(label.as_str());
+        let mut module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
+        module.set_id(label.as_str());
+        module.build_index();
+        let module: SharedModule = module.into();
+        self.lock().insert(key, module.clone());
+        Ok(module)
+    }
+}
+
+impl ScriptResolver {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, SharedModule>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,100 @@
+//! Running a script file: compile, evaluate, and turn every way it can fail — a parse
+//! error, a runtime error deep in an imported module, a panic in native code — into one
+//! located error and a non-zero exit, never a bare Rust backtrace.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rhai::EvalAltResult;
+
+use super::overrides::Override;
+use super::report::ScriptError;
+use super::{ScriptContext, build_engine};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Script(#[from] ScriptError),
+    #[error(
+        "{script}: internal error in native code: {message}\n    (please report this; RUST_BACKTRACE=1 shows where)"
+    )]
+    Panic { script: String, message: String },
+}
+
+/// Run `script` with the given overrides; `Ok` holds the exit code the script asked for
+/// with `exit(n)` (0 when it simply ends).
+pub fn run_script(script: &Path, overrides: Vec<Override>) -> Result<i32, RunError> {
+    let name = script.display().to_string();
+    let source = std::fs::read_to_string(script).map_err(|source| RunError::Read {
+        path: script.to_path_buf(),
+        source,
+    })?;
+    let ctx = ScriptContext::new(overrides);
+    let engine = build_engine(ctx.clone());
+    let mut ast = engine
+        .compile(&source)
+        .map_err(|e| ScriptError::from_parse(&e, &name))?;
+    ast.set_source(name.as_str());
+
+    tracing::debug!(script = %name, "running");
+    let outcome =
+        catch_native_panics(|| engine.run_ast(&ast)).map_err(|message| RunError::Panic {
+            script: name.clone(),
+            message,
+        })?;
+    if let Some(unread) = ctx.unread_overrides() {
+        let given: Vec<_> = unread.iter().map(|o| o.raw.as_str()).collect();
+        tracing::warn!(
+            "the script never read its overrides ({}); call apply_overrides(defaults) to use them",
+            given.join(", ")
+        );
+    }
+    match outcome {
+        Ok(()) => Ok(0),
+        Err(err) => match *err {
+            EvalAltResult::Exit(code, _) => Ok(code.as_int().unwrap_or(0) as i32),
+            ref e => Err(ScriptError::from_rhai(e, &name).into()),
+        },
+    }
+}
+
+static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
+
+/// Run `f`, turning a panic into its message (with where it happened). The default hook
+/// is silenced for the duration so the user sees our error, not a Rust backtrace, unless
+/// `RUST_BACKTRACE` asks for one.
+fn catch_native_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    let previous = panic::take_hook();
+    let show_backtrace = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
+    panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" (at {}:{})", l.file(), l.line()))
+            .unwrap_or_default();
+        *PANIC_MESSAGE.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{message}{at}"));
+        if show_backtrace {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        }
+    }));
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    panic::set_hook(previous);
+    result.map_err(|_| {
+        PANIC_MESSAGE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_else(|| "panic".into())
+    })
+}

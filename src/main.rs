@@ -152,8 +152,7 @@ fn run(args: RunArgs) -> ExitCode {
         tch::manual_seed(seed);
     }
     match runner::run_script(&script, args.overrides()) {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(code) => ExitCode::from(code.clamp(1, 255) as u8),
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -55,9 +55,63 @@ struct TypeMeta {
 pub(crate) struct FnMeta {
     pub name: String,
     pub num_params: usize,
-    signature: String,
+    #[serde(default)]
+    params: Vec<ParamMeta>,
+    #[serde(default)]
+    return_type: String,
     #[serde(default)]
     doc_comments: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ParamMeta {
+    #[serde(default)]
+    name: String,
+    #[serde(rename = "type", default)]
+    typ: String,
+}
+
+impl FnMeta {
+    /// The signature in script terms: `progress_bar(total: i64, label: string) -> Progress`,
+    /// properties as `bar.position -> i64`.
+    fn signature(&self) -> String {
+        let params: Vec<_> = self
+            .params
+            .iter()
+            .map(|p| format!("{}: {}", p.name, script_type(&p.typ)))
+            .collect();
+        let ret = match script_type(&self.return_type).as_str() {
+            "" | "()" => String::new(),
+            t => format!(" -> {t}"),
+        };
+        match (self.name.strip_prefix("get$"), self.params.first()) {
+            (Some(prop), Some(this)) => format!("{}.{prop}{ret}", this.name),
+            _ => format!("{}({}){ret}", self.name, params.join(", ")),
+        }
+    }
+}
+
+/// A Rust parameter or return type as a script author sees it.
+fn script_type(rust: &str) -> String {
+    let t = rust.trim();
+    let t = t
+        .strip_prefix("&mut ")
+        .or_else(|| t.strip_prefix('&'))
+        .unwrap_or(t)
+        .trim();
+    let t = t
+        .strip_prefix("Result<")
+        .and_then(|r| r.strip_suffix(", Box<EvalAltResult>>"))
+        .unwrap_or(t);
+    match t {
+        "str" | "String" | "ImmutableString" => "string".into(),
+        "Array" => "array".into(),
+        "Map" => "map".into(),
+        "Dynamic" => "any".into(),
+        "INT" => "i64".into(),
+        "FLOAT" => "f64".into(),
+        other => other.rsplit("::").next().unwrap_or(other).to_string(),
+    }
 }
 
 fn metadata(engine: &Engine, include_standard: bool) -> Metadata {
@@ -112,9 +166,9 @@ pub fn api() -> Vec<DomainApi> {
                     .into_iter()
                     .map(|f| FunctionApi {
                         doc: doc_text(&f.doc_comments),
-                        name: f.name,
-                        signature: f.signature,
+                        signature: f.signature(),
                         num_params: f.num_params,
+                        name: f.name,
                     })
                     .collect(),
             }

@@ -168,19 +168,23 @@ impl Checker {
         own: &Arities,
         variables: &HashSet<String>,
     ) -> Option<String> {
-        // A variable holding a function pointer can be called by name.
-        if variables.contains(&call.name) {
-            return None;
-        }
         let mut all = self.natives.clone();
         for (name, arities) in own {
             all.entry(name.clone()).or_default().extend(arities);
         }
-        unknown_in(
+        let problem = unknown_in(
             &all,
             call,
             "natives, Rhai's standard library or this script",
-        )
+        )?;
+        // Rhai does not call a function pointer held in a variable by the variable's name.
+        if !call.method && !all.contains_key(&call.name) && variables.contains(&call.name) {
+            return Some(format!(
+                "`{0}` is a variable, not a function; call the function it holds with `{0}.call(...)`",
+                call.name
+            ));
+        }
+        Some(problem)
     }
 }
 
@@ -250,8 +254,11 @@ impl Call {
     }
 }
 
-/// The calls, the `import "path" as alias` statements and every variable or parameter name.
-fn collect(ast: &AST) -> (Vec<Call>, Vec<(String, String, Position)>, HashSet<String>) {
+/// `import "path" as alias`: the path, the alias and where.
+type Import = (String, String, Position);
+
+/// The calls, the imports and every variable or parameter name.
+fn collect(ast: &AST) -> (Vec<Call>, Vec<Import>, HashSet<String>) {
     let mut calls = Vec::new();
     let mut imports = Vec::new();
     let mut variables: HashSet<String> = ast

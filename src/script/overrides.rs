@@ -151,22 +151,18 @@ fn coerce(default: &Dynamic, ov: &Override) -> Result<Dynamic, OverrideError> {
     if default.is_unit() || default.type_name() == value.type_name() {
         return Ok(value);
     }
-    if default.is_float() {
-        if let Ok(i) = value.as_int() {
-            return Ok(Dynamic::from_float(i as rhai::FLOAT));
-        }
+    if let (true, Ok(i)) = (default.is_float(), value.as_int()) {
+        return Ok(Dynamic::from_float(i as rhai::FLOAT));
     }
     if default.is_string() {
         // `--set name=123` for a string knob means the text "123".
         let (_, text) = ov.raw.split_once('=').unwrap_or(("", &ov.raw));
         return Ok(Dynamic::from(text.to_string()));
     }
-    if default.is_array() {
-        if let Ok(s) = value.clone().into_string() {
-            // `--set models=a,b` for a list knob.
-            let items = s.split(',').filter(|p| !p.is_empty()).map(parse_literal);
-            return Ok(Dynamic::from_array(items.collect()));
-        }
+    if let (true, Ok(s)) = (default.is_array(), value.clone().into_string()) {
+        // `--set models=a,b` for a list knob.
+        let items = s.split(',').filter(|p| !p.is_empty()).map(parse_literal);
+        return Ok(Dynamic::from_array(items.collect()));
     }
     Err(OverrideError::WrongType {
         raw: ov.raw.clone(),

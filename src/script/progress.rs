@@ -55,9 +55,19 @@ pub mod progress_api {
     /// for x in progress([1, 2, 3], "adding") { total += x; }
     /// print(total);
     /// ```
-    pub fn progress(items: Array, label: &str) -> Walk {
+    pub fn progress(items: Array, label: &str) -> ProgressIter {
         let bar = progress::bar(items.len() as u64, label);
         Walk { items, bar }
+    }
+
+    /// Iterate over the integers of `range` with a bar labelled `label`.
+    ///
+    /// ```rhai
+    /// for step in progress(0..5, "steps") { }
+    /// ```
+    #[rhai_fn(name = "progress")]
+    pub fn progress_range(range: std::ops::Range<rhai::INT>, label: &str) -> ProgressIter {
+        progress(range.map(Dynamic::from_int).collect(), label)
     }
 
     /// A bar over `total` steps; advance it with `inc`, end it with `finish`.

@@ -36,6 +36,14 @@ pub fn import_file(path: &str, importer: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// `path` relative to the working directory when it lies below it (shorter errors).
+fn display_path(path: &Path) -> String {
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    relative.as_deref().unwrap_or(path).display().to_string()
+}
+
 /// The resolver every engine uses; modules are loaded once per engine.
 #[derive(Default)]
 pub struct ScriptResolver {
@@ -57,7 +65,7 @@ impl ModuleResolver for ScriptResolver {
         if let Some(module) = self.lock().get(&key) {
             return Ok(module.clone());
         }
-        let label = file.display().to_string();
+        let label = display_path(&file);
         let in_module = |err| Box::new(EvalAltResult::ErrorInModule(label.clone(), err, pos));
         let mut ast = engine.compile_file(file.clone()).map_err(in_module)?;
         ast.set_source(label.as_str());

@@ -6,8 +6,6 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rhai::EvalAltResult;
-
 use super::overrides::Override;
 use super::report::ScriptError;
 use super::{ScriptContext, build_engine};
@@ -27,9 +25,8 @@ pub enum RunError {
     Panic { script: String, message: String },
 }
 
-/// Run `script` with the given overrides; `Ok` holds the exit code the script asked for
-/// with `exit(n)` (0 when it simply ends).
-pub fn run_script(script: &Path, overrides: Vec<Override>) -> Result<i32, RunError> {
+/// Run `script` with the given overrides.
+pub fn run_script(script: &Path, overrides: Vec<Override>) -> Result<(), RunError> {
     let name = script.display().to_string();
     let source = std::fs::read_to_string(script).map_err(|source| RunError::Read {
         path: script.to_path_buf(),
@@ -55,13 +52,7 @@ pub fn run_script(script: &Path, overrides: Vec<Override>) -> Result<i32, RunErr
             given.join(", ")
         );
     }
-    match outcome {
-        Ok(()) => Ok(0),
-        Err(err) => match *err {
-            EvalAltResult::Exit(code, _) => Ok(code.as_int().unwrap_or(0) as i32),
-            ref e => Err(ScriptError::from_rhai(e, &name).into()),
-        },
-    }
+    outcome.map_err(|e| ScriptError::from_rhai(&e, &name).into())
 }
 
 static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
@@ -97,4 +88,35 @@ fn catch_native_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .take()
             .unwrap_or_else(|| "panic".into())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_native_code_becomes_an_error_naming_where() {
+        let mut engine = rhai::Engine::new();
+        engine.register_fn("explode", |n: i64| -> i64 { panic!("exploded with {n}") });
+        let err = catch_native_panics(|| engine.run("let x = explode(3);")).unwrap_err();
+        assert!(
+            err.starts_with("exploded with 3 (at src/script/runner.rs:"),
+            "{err}"
+        );
+        // The hook is restored: later panics are caught and reported afresh.
+        let err = catch_native_panics(|| panic!("second")).unwrap_err();
+        assert!(err.starts_with("second (at "), "{err}");
+    }
+
+    #[test]
+    fn a_script_error_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.rhai");
+        std::fs::write(&path, "let a = [1];\nlet b = a[5];\n").unwrap();
+        let err = run_script(&path, vec![]).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}:2:11: ", path.display())),
+            "{err}"
+        );
+    }
 }

@@ -1,0 +1,77 @@
+//! The API documentation is the registered doc comments: `docs/api.md` must match
+//! `rlmec api`, every native function must document itself with an example, and every
+//! example must run.
+
+use rlmec::script::api::{api, api_markdown};
+use rlmec::script::{ScriptContext, build_engine};
+
+#[test]
+fn docs_api_md_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == api_markdown(),
+        "docs/api.md is stale: run `make docs` (it writes `rlmec api` into docs/api.md)"
+    );
+}
+
+/// The fenced ```rhai blocks of a doc comment.
+fn examples(doc: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut current, line.trim()) {
+            (None, "```rhai") => current = Some(String::new()),
+            (Some(code), "```") => {
+                out.push(std::mem::take(code));
+                current = None;
+            }
+            (Some(code), _) => {
+                code.push_str(line);
+                code.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn every_native_function_documents_itself_with_an_example() {
+    for domain in api() {
+        assert!(
+            !domain.doc.is_empty(),
+            "domain {} has no module doc",
+            domain.name
+        );
+        for f in &domain.functions {
+            assert!(!f.doc.is_empty(), "{} has no doc comment", f.signature);
+            assert!(
+                !examples(&f.doc).is_empty(),
+                "{} has no ```rhai example",
+                f.signature
+            );
+        }
+        for t in &domain.types {
+            assert!(!t.doc.is_empty(), "type {} has no doc comment", t.name);
+        }
+    }
+}
+
+#[test]
+fn every_example_runs() {
+    tch::set_num_threads(1);
+    let engine = build_engine(ScriptContext::default());
+    let mut ran = 0;
+    for domain in api() {
+        for f in &domain.functions {
+            for code in examples(&f.doc) {
+                if let Err(e) = engine.run(&code) {
+                    panic!("example of {} fails: {e}\n{code}", f.signature);
+                }
+                ran += 1;
+            }
+        }
+    }
+    assert!(ran >= 10, "only {ran} examples ran");
+}

@@ -8,8 +8,10 @@
 pub mod device;
 pub mod files;
 pub mod logging;
+pub mod model;
 pub mod progress;
 pub mod script;
+pub mod tokenize;
 
 /// The libtorch this binary was built against (from `.deps/libtorch/build-version`).
 pub const LIBTORCH_VERSION: &str = env!("RLMEC_LIBTORCH_VERSION");

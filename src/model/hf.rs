@@ -1,0 +1,261 @@
+//! Hugging Face directories: `config.json`, `model.safetensors` or sharded
+//! `model-*.safetensors` with their index, `tokenizer.json`, and where present
+//! `generation_config.json` and `tokenizer_config.json`. Saving writes the same layout.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype as StDtype, SafeTensors};
+use serde_json::{Value, json};
+use tch::{Kind, Tensor};
+
+use super::config::{ModelConfig, TokenIds};
+use super::weights::Filler;
+use super::{LoadOptions, Model, ModelError, SpecialTokens};
+use crate::files;
+use crate::tokenize::TextTokenizer;
+
+pub fn load(dir: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
+    let config_path = dir.join("config.json");
+    if !config_path.is_file() {
+        return Err(ModelError::NotAModel(dir.to_path_buf()));
+    }
+    let config: ModelConfig = parse_json_as(&config_path)?;
+    let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let special = special_tokens(dir, &config, &tokenizer)?;
+    let model = Model::new(config, tokenizer, special, opts, dir)?;
+    let vars = model.vs.variables();
+    let mut filler = Filler::new(&vars, dir);
+    for file in weight_files(dir)? {
+        read_safetensors(&file, |name, tensor| filler.put(name, &tensor))?;
+    }
+    filler.finish()?;
+    Ok(model.finish_load())
+}
+
+/// Parse a JSON file into `T`; a missing field or a wrong type names the file.
+fn parse_json_as<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ModelError> {
+    let text = fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ModelError::Config {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// `model.safetensors`, or the shards an index names.
+fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    let index_path = dir.join("model.safetensors.index.json");
+    if !index_path.is_file() {
+        return Err(ModelError::NoWeights(dir.to_path_buf()));
+    }
+    let index: Value = parse_json_as(&index_path)?;
+    let map = index["weight_map"]
+        .as_object()
+        .ok_or_else(|| ModelError::Config {
+            path: index_path.clone(),
+            message: "missing field `weight_map`".into(),
+        })?;
+    let shards: BTreeSet<&str> = map.values().filter_map(Value::as_str).collect();
+    Ok(shards.into_iter().map(|s| dir.join(s)).collect())
+}
+
+/// Hand every tensor of a safetensors file to `put`, memory-mapped (one copy per tensor).
+fn read_safetensors(
+    path: &Path,
+    mut put: impl FnMut(&str, Tensor) -> Result<(), ModelError>,
+) -> Result<(), ModelError> {
+    let weights_error = |message: String| ModelError::Weights {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = fs::File::open(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // SAFETY: the file is only read; a concurrent writer could change the bytes under us,
+    // which at worst yields wrong weights, as reading it would.
+    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| weights_error(e.to_string()))?;
+    let st = SafeTensors::deserialize(&mmap).map_err(|e| weights_error(e.to_string()))?;
+    for (name, view) in st.tensors() {
+        let kind = match view.dtype() {
+            StDtype::F32 => Kind::Float,
+            StDtype::F16 => Kind::Half,
+            StDtype::BF16 => Kind::BFloat16,
+            StDtype::F64 => Kind::Double,
+            other => {
+                return Err(weights_error(format!(
+                    "tensor `{name}` has unsupported dtype {other:?}"
+                )));
+            }
+        };
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let tensor = Tensor::f_from_data_size(view.data(), &shape, kind)
+            .map_err(|e| weights_error(format!("tensor `{name}`: {e}")))?;
+        put(&name, tensor)?;
+    }
+    Ok(())
+}
+
+/// BOS/EOS from `generation_config.json`, else `config.json`, else `tokenizer_config.json`.
+fn special_tokens(
+    dir: &Path,
+    config: &ModelConfig,
+    tokenizer: &TextTokenizer,
+) -> Result<SpecialTokens, ModelError> {
+    let generation: Option<Value> = optional_json(&dir.join("generation_config.json"))?;
+    let tok_config: Option<Value> = optional_json(&dir.join("tokenizer_config.json"))?;
+    let from_generation = |key: &str| {
+        generation
+            .as_ref()
+            .and_then(|g| serde_json::from_value::<TokenIds>(g[key].clone()).ok())
+    };
+    let from_tokenizer = |key: &str| {
+        let entry = tok_config.as_ref().map(|t| &t[key])?;
+        let text = entry.as_str().or_else(|| entry["content"].as_str())?;
+        tokenizer.token_id(text).map(TokenIds::One)
+    };
+    let pick = |key: &str, from_config: &Option<TokenIds>| {
+        from_generation(&format!("{key}_token_id"))
+            .or_else(|| from_config.clone())
+            .or_else(|| from_tokenizer(&format!("{key}_token")))
+    };
+    Ok(SpecialTokens {
+        bos: pick("bos", &config.bos_token_id).and_then(|ids| ids.ids().first().copied()),
+        eos: pick("eos", &config.eos_token_id)
+            .map(|ids| ids.ids())
+            .unwrap_or_default(),
+    })
+}
+
+fn optional_json(path: &Path) -> Result<Option<Value>, ModelError> {
+    if path.is_file() {
+        parse_json_as(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Write `model` to `dir` in Hugging Face layout. The files are written into a sibling
+/// temporary directory that replaces `dir` only once complete.
+pub fn save(model: &Model, dir: &Path) -> Result<(), ModelError> {
+    let save_error = |message: String| ModelError::Save {
+        path: dir.to_path_buf(),
+        message,
+    };
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| save_error(e.to_string()))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).map_err(|e| save_error(e.to_string()))?;
+
+    let written = write_checkpoint(model, &tmp).and_then(|()| {
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        if dir.exists() {
+            fs::rename(dir, &old).map_err(|e| save_error(e.to_string()))?;
+        }
+        fs::rename(&tmp, dir).map_err(|e| save_error(e.to_string()))?;
+        let _ = fs::remove_dir_all(&old);
+        Ok(())
+    });
+    if written.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    written
+}
+
+fn write_checkpoint(model: &Model, dir: &Path) -> Result<(), ModelError> {
+    let save_error = |message: String| ModelError::Save {
+        path: dir.to_path_buf(),
+        message,
+    };
+    let mut config = model.config.to_hf_json();
+    if let Some(obj) = config.as_object_mut() {
+        // transformers 5 reads `dtype`, 4.x `torch_dtype`.
+        obj.insert("dtype".into(), json!(model.dtype.hf_name()));
+        obj.insert("torch_dtype".into(), json!(model.dtype.hf_name()));
+        if let Some(bos) = model.special.bos {
+            obj.insert("bos_token_id".into(), json!(bos));
+        }
+        if !model.special.eos.is_empty() {
+            obj.insert("eos_token_id".into(), eos_json(&model.special.eos));
+        }
+    }
+    let write_json = |file: &str, value: &Value| {
+        files::write_json(&dir.join(file), value).map_err(|e| save_error(e.to_string()))
+    };
+    write_json("config.json", &config)?;
+    let mut generation = json!({});
+    if let Some(bos) = model.special.bos {
+        generation["bos_token_id"] = json!(bos);
+    }
+    if !model.special.eos.is_empty() {
+        generation["eos_token_id"] = eos_json(&model.special.eos);
+    }
+    write_json("generation_config.json", &generation)?;
+    model.tokenizer.save(&dir.join("tokenizer.json"))?;
+    write_safetensors(&model.vs.variables(), &dir.join("model.safetensors"))
+}
+
+fn eos_json(eos: &[i64]) -> Value {
+    match eos {
+        [one] => json!(one),
+        many => json!(many),
+    }
+}
+
+/// Every parameter, by name, with the `{"format": "pt"}` metadata transformers expects.
+fn write_safetensors(vars: &HashMap<String, Tensor>, path: &Path) -> Result<(), ModelError> {
+    let save_error = |message: String| ModelError::Save {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    let mut buffers = Vec::with_capacity(names.len());
+    for name in &names {
+        let t = vars[*name].to_device(tch::Device::Cpu).contiguous();
+        let (dtype, elem) = match t.kind() {
+            Kind::Float => (StDtype::F32, 4),
+            Kind::BFloat16 => (StDtype::BF16, 2),
+            Kind::Half => (StDtype::F16, 2),
+            other => {
+                return Err(save_error(format!(
+                    "parameter `{name}` has unsupported kind {other:?}"
+                )));
+            }
+        };
+        let numel = t.numel();
+        let mut bytes = vec![0u8; numel * elem];
+        t.f_copy_data_u8(&mut bytes, numel)
+            .map_err(|e| save_error(e.to_string()))?;
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        buffers.push((dtype, shape, bytes));
+    }
+    let views = names
+        .iter()
+        .zip(&buffers)
+        .map(|(name, (dtype, shape, bytes))| {
+            safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|view| (name.as_str(), view))
+                .map_err(|e| save_error(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+    // Written straight to the file: `save` already works in a temporary directory.
+    safetensors::serialize_to_file(views, &metadata, path).map_err(|e| save_error(e.to_string()))
+}

@@ -1,0 +1,287 @@
+//! The llama-family transformer (Llama, SmolLM2, TinyLlama, Mistral, Qwen2): grouped-query
+//! attention, RoPE, RMSNorm, SwiGLU, tied or untied embeddings — numerically the same
+//! operations as transformers' `modeling_llama.py`, in the same order.
+//!
+//! One forward serves every use: all positions of a padded batch (scoring, training), a
+//! prompt prefill into a KV cache, and one-token decode steps. Parameters live in a tch
+//! `VarStore` under Hugging Face names (`model.layers.0.self_attn.q_proj.weight`), so loading,
+//! saving and the optimiser all speak the checkpoint's language.
+
+use tch::nn::{self, Init};
+use tch::{Kind, Tensor};
+
+use super::config::ModelConfig;
+use super::kv_cache::KvCache;
+use super::rope::Rope;
+
+/// `x·Wᵀ + b`, weights in `[out, in]` as in PyTorch.
+#[derive(Debug)]
+struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn new(p: nn::Path, in_dim: i64, out_dim: i64, bias: bool, std: f64) -> Self {
+        let weight = p.var(
+            "weight",
+            &[out_dim, in_dim],
+            Init::Randn {
+                mean: 0.0,
+                stdev: std,
+            },
+        );
+        let bias = bias.then(|| p.var("bias", &[out_dim], Init::Const(0.0)));
+        Self { weight, bias }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.linear(&self.weight, self.bias.as_ref())
+    }
+}
+
+/// RMSNorm computed in f32 whatever the model dtype, as transformers does.
+#[derive(Debug)]
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn new(p: nn::Path, dim: i64, eps: f64) -> Self {
+        Self {
+            weight: p.var("weight", &[dim], Init::Const(1.0)),
+            eps,
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let kind = x.kind();
+        let x32 = x.to_kind(Kind::Float);
+        let variance = x32.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
+        let normed = x32 * (variance + self.eps).rsqrt();
+        &self.weight * normed.to_kind(kind)
+    }
+}
+
+#[derive(Debug)]
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    n_heads: i64,
+    n_kv_heads: i64,
+    head_dim: i64,
+}
+
+impl Attention {
+    fn new(p: nn::Path, cfg: &ModelConfig) -> Self {
+        let (h, kv, d) = (
+            cfg.num_attention_heads as i64,
+            cfg.num_kv_heads() as i64,
+            cfg.head_dim() as i64,
+        );
+        let hidden = cfg.hidden_size as i64;
+        let std = cfg.initializer_range;
+        Self {
+            q_proj: Linear::new(&p / "q_proj", hidden, h * d, cfg.qkv_bias(), std),
+            k_proj: Linear::new(&p / "k_proj", hidden, kv * d, cfg.qkv_bias(), std),
+            v_proj: Linear::new(&p / "v_proj", hidden, kv * d, cfg.qkv_bias(), std),
+            o_proj: Linear::new(&p / "o_proj", h * d, hidden, cfg.o_bias(), std),
+            n_heads: h,
+            n_kv_heads: kv,
+            head_dim: d,
+        }
+    }
+
+    /// x: [B, T, hidden]; mask: [B, 1, T, L] (true = may attend); cos/sin: [B, 1, T, D].
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: (&Tensor, &Tensor),
+        mask: &Tensor,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Tensor {
+        let (b, t, _) = x.size3().expect("attention input is [B, T, hidden]");
+        let heads = |proj: &Linear, n: i64| {
+            proj.forward(x)
+                .view([b, t, n, self.head_dim])
+                .transpose(1, 2)
+        };
+        let q = Rope::apply(&heads(&self.q_proj, self.n_heads), rope);
+        let k = Rope::apply(&heads(&self.k_proj, self.n_kv_heads), rope);
+        let v = heads(&self.v_proj, self.n_kv_heads);
+        // [B, KV, L, D]: the cached keys/values followed by these T.
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.append(layer, &k, &v),
+            None => (k, v),
+        };
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let y =
+            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), 0.0, false, scale, true);
+        // [B, H, T, D] -> [B, T, H*D]
+        let y = y
+            .transpose(1, 2)
+            .reshape([b, t, self.n_heads * self.head_dim]);
+        self.o_proj.forward(&y)
+    }
+}
+
+#[derive(Debug)]
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    fn new(p: nn::Path, cfg: &ModelConfig) -> Self {
+        let (hidden, inter) = (cfg.hidden_size as i64, cfg.intermediate_size as i64);
+        let (bias, std) = (cfg.mlp_bias, cfg.initializer_range);
+        Self {
+            gate_proj: Linear::new(&p / "gate_proj", hidden, inter, bias, std),
+            up_proj: Linear::new(&p / "up_proj", hidden, inter, bias, std),
+            down_proj: Linear::new(&p / "down_proj", inter, hidden, bias, std),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let gated = self.gate_proj.forward(x).silu() * self.up_proj.forward(x);
+        self.down_proj.forward(&gated)
+    }
+}
+
+#[derive(Debug)]
+struct Block {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl Block {
+    fn new(p: nn::Path, cfg: &ModelConfig) -> Self {
+        let (hidden, eps) = (cfg.hidden_size as i64, cfg.rms_norm_eps);
+        Self {
+            input_layernorm: RmsNorm::new(&p / "input_layernorm", hidden, eps),
+            self_attn: Attention::new(&p / "self_attn", cfg),
+            post_attention_layernorm: RmsNorm::new(&p / "post_attention_layernorm", hidden, eps),
+            mlp: Mlp::new(&p / "mlp", cfg),
+        }
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: (&Tensor, &Tensor),
+        mask: &Tensor,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Tensor {
+        let h = x + self
+            .self_attn
+            .forward(&self.input_layernorm.forward(x), rope, mask, cache);
+        &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h))
+    }
+}
+
+/// The decoder stack and its output head.
+#[derive(Debug)]
+pub struct Llama {
+    embed_tokens: Tensor,
+    layers: Vec<Block>,
+    norm: RmsNorm,
+    /// `None` when tied to the embeddings.
+    lm_head: Option<Tensor>,
+    rope: Rope,
+}
+
+impl Llama {
+    /// Create the parameters under HF names (randomly initialised; loaders overwrite them).
+    pub fn new(root: &nn::Path, cfg: &ModelConfig) -> Self {
+        let (vocab, hidden) = (cfg.vocab_size as i64, cfg.hidden_size as i64);
+        let std = cfg.initializer_range;
+        let model = root / "model";
+        let embed_tokens = (&model / "embed_tokens").var(
+            "weight",
+            &[vocab, hidden],
+            Init::Randn {
+                mean: 0.0,
+                stdev: std,
+            },
+        );
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Block::new(&model / "layers" / i, cfg))
+            .collect();
+        let norm = RmsNorm::new(&model / "norm", hidden, cfg.rms_norm_eps);
+        let lm_head = (!cfg.tie_word_embeddings).then(|| {
+            (root / "lm_head").var(
+                "weight",
+                &[vocab, hidden],
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: std,
+                },
+            )
+        });
+        Self {
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            rope: Rope::new(cfg, root.device()),
+        }
+    }
+
+    /// Final hidden states [B, T, hidden] for `ids` [B, T] at `positions` [B, T].
+    ///
+    /// `key_mask` [B, L] marks the real (non-padding) keys among the L = cached + T keys;
+    /// each query attends to real keys at or before itself. With a cache, these T tokens'
+    /// keys and values are appended to it.
+    pub fn forward_hidden(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        key_mask: &Tensor,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor {
+        let kind = self.embed_tokens.kind();
+        let mut x = Tensor::embedding(&self.embed_tokens, ids, -1, false, false);
+        let (cos, sin) = self.rope.cos_sin(positions, kind);
+        let mask = attention_mask(key_mask, ids.size()[1]);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| (c, i));
+            x = layer.forward(&x, (&cos, &sin), &mask, layer_cache);
+        }
+        if let Some(cache) = cache {
+            cache.advance(ids.size()[1]);
+        }
+        self.norm.forward(&x)
+    }
+
+    /// Vocabulary logits for hidden states [..., hidden].
+    pub fn logits(&self, hidden: &Tensor) -> Tensor {
+        hidden.linear::<Tensor>(self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None)
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+}
+
+/// [B, 1, T, L] boolean mask for T queries that follow L - T cached keys. A query on a
+/// padding position would see no key at all (and softmax to NaN); it is let see itself.
+fn attention_mask(key_mask: &Tensor, t: i64) -> Tensor {
+    let l = key_mask.size()[1];
+    let device = key_mask.device();
+    let q_pos = Tensor::arange_start(l - t, l, (Kind::Int64, device)).unsqueeze(1);
+    let k_pos = Tensor::arange(l, (Kind::Int64, device)).unsqueeze(0);
+    let causal = k_pos.le_tensor(&q_pos);
+    let own = k_pos.eq_tensor(&q_pos);
+    let real = key_mask.to_kind(Kind::Bool).unsqueeze(1);
+    causal
+        .unsqueeze(0)
+        .logical_and(&real)
+        .logical_or(&own.unsqueeze(0))
+        .unsqueeze(1)
+}

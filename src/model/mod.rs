@@ -1,0 +1,257 @@
+//! Language models: llama-family transformers in tch, loaded from a Hugging Face directory
+//! (`config.json`, safetensors, `tokenizer.json`) or a GGUF file, saved in Hugging Face
+//! layout so transformers, vLLM and lm-eval-harness read our checkpoints.
+
+pub mod batch;
+pub mod config;
+pub mod from_gguf;
+pub mod gguf;
+pub mod hf;
+pub mod kv_cache;
+pub mod llama;
+pub mod rope;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use tch::{Device, Kind, nn};
+
+use crate::device::{CudaUnavailable, DeviceSpec};
+use crate::tokenize::{TextTokenizer, TokenizeError};
+use config::{ConfigError, ModelConfig};
+use llama::Llama;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{0}: not a model: expected a .gguf file or a Hugging Face directory with config.json (for the embedded default, run `make setup`)"
+    )]
+    NotAModel(PathBuf),
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    InvalidConfig { path: PathBuf, source: ConfigError },
+    #[error("{0}: no weights (model.safetensors or model.safetensors.index.json)")]
+    NoWeights(PathBuf),
+    #[error("{path}: cannot read weights: {message}")]
+    Weights { path: PathBuf, message: String },
+    #[error("{path}: architecture `{arch}` is not supported (llama, mistral, qwen2)")]
+    UnsupportedArchitecture { path: PathBuf, arch: String },
+    #[error("{path}: tensor `{tensor}` has shape {found:?}, the config implies {expected:?}")]
+    ShapeMismatch {
+        path: PathBuf,
+        tensor: String,
+        expected: Vec<i64>,
+        found: Vec<i64>,
+    },
+    #[error("{path}: {count} parameter(s) missing from the checkpoint: {names}")]
+    MissingTensors {
+        path: PathBuf,
+        count: usize,
+        names: String,
+    },
+    #[error(transparent)]
+    Gguf(#[from] gguf::GgufError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizeError),
+    #[error(transparent)]
+    Device(#[from] CudaUnavailable),
+    #[error("{path}: cannot save: {message}")]
+    Save { path: PathBuf, message: String },
+    #[error("torch: {0}")]
+    Torch(String),
+}
+
+impl ModelError {
+    pub fn torch(e: tch::TchError) -> Self {
+        Self::Torch(e.to_string())
+    }
+}
+
+/// Compute precision of the weights and activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    Bf16,
+}
+
+impl Dtype {
+    pub fn kind(self) -> Kind {
+        match self {
+            Self::F32 => Kind::Float,
+            Self::Bf16 => Kind::BFloat16,
+        }
+    }
+
+    /// The name transformers writes as `torch_dtype` / `dtype`.
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            Self::F32 => "float32",
+            Self::Bf16 => "bfloat16",
+        }
+    }
+}
+
+impl FromStr for Dtype {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "f32" | "float32" => Ok(Self::F32),
+            "bf16" | "bfloat16" => Ok(Self::Bf16),
+            other => Err(format!("unknown dtype `{other}`: expected f32 or bf16")),
+        }
+    }
+}
+
+/// How to load: precision and device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    pub dtype: Dtype,
+    pub device: DeviceSpec,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            dtype: Dtype::F32,
+            device: DeviceSpec::Cpu,
+        }
+    }
+}
+
+/// The ids generation and training need: BOS (never added by rlmec, recorded for saving)
+/// and the end-of-sequence ids.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SpecialTokens {
+    pub bos: Option<i64>,
+    pub eos: Vec<i64>,
+}
+
+/// A loaded model: config, tokenizer, parameters and the network over them.
+pub struct Model {
+    pub config: ModelConfig,
+    pub tokenizer: TextTokenizer,
+    pub special: SpecialTokens,
+    pub dtype: Dtype,
+    /// Where it was loaded from.
+    pub origin: PathBuf,
+    vs: nn::VarStore,
+    net: Llama,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("origin", &self.origin)
+            .field("dtype", &self.dtype)
+            .field("device", &self.device())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Model {
+    /// Load a GGUF file or a Hugging Face directory.
+    pub fn load(path: &Path, opts: LoadOptions) -> Result<Self, ModelError> {
+        let start = std::time::Instant::now();
+        let model = if path.is_dir() {
+            hf::load(path, opts)?
+        } else if path.extension().is_some_and(|e| e == "gguf") && path.is_file() {
+            from_gguf::load(path, opts)?
+        } else {
+            return Err(ModelError::NotAModel(path.to_path_buf()));
+        };
+        tracing::info!(
+            "loaded {} ({} parameters, {}, {}) in {:.2}s",
+            path.display(),
+            model.num_parameters(),
+            opts.dtype.hf_name(),
+            opts.device,
+            start.elapsed().as_secs_f64()
+        );
+        Ok(model)
+    }
+
+    /// A model with fresh random parameters (`initializer_range`), e.g. to train from scratch;
+    /// loaders build one and then overwrite its parameters.
+    pub fn new(
+        config: ModelConfig,
+        tokenizer: TextTokenizer,
+        special: SpecialTokens,
+        opts: LoadOptions,
+        origin: &Path,
+    ) -> Result<Self, ModelError> {
+        config
+            .validate()
+            .map_err(|source| ModelError::InvalidConfig {
+                path: origin.to_path_buf(),
+                source,
+            })?;
+        let device = opts.device.to_tch()?;
+        let vs = nn::VarStore::new(device);
+        let net = Llama::new(&vs.root(), &config);
+        Ok(Self {
+            config,
+            tokenizer,
+            special,
+            dtype: opts.dtype,
+            origin: origin.to_path_buf(),
+            vs,
+            net,
+        })
+    }
+
+    /// Convert the parameters to the requested dtype (after loading in f32).
+    fn finish_load(mut self) -> Self {
+        if self.dtype != Dtype::F32 {
+            self.vs.set_kind(self.dtype.kind());
+        }
+        self
+    }
+
+    pub fn net(&self) -> &Llama {
+        &self.net
+    }
+
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
+        &mut self.vs
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Final hidden states [B, T, hidden] of a padded batch (no cache).
+    pub fn hidden(&self, batch: &batch::Batch) -> tch::Tensor {
+        self.net
+            .forward_hidden(&batch.ids, &batch.positions, &batch.mask, None)
+    }
+
+    /// The id used to fill padding (never attended to): the first EOS, else 0.
+    pub fn pad_id(&self) -> i64 {
+        self.special.eos.first().copied().unwrap_or(0)
+    }
+
+    pub fn num_parameters(&self) -> i64 {
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
+    }
+
+    /// Save in Hugging Face layout (atomically: the directory appears complete or not at all).
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        hf::save(self, dir)
+    }
+}

@@ -1,0 +1,95 @@
+//! Text ⇄ token ids: a Hugging Face `tokenizer.json`, or one rebuilt from a GGUF file's
+//! vocabulary. Encoding never adds BOS/EOS (RLMEC tokenises prompt and output apart and adds
+//! EOS itself); decoding keeps special tokens, as transformers' `decode` does by default.
+
+pub mod gguf;
+
+use std::path::{Path, PathBuf};
+
+use tokenizers::Tokenizer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizeError {
+    #[error("{path}: cannot load tokenizer: {message}")]
+    Load { path: PathBuf, message: String },
+    #[error(transparent)]
+    Gguf(#[from] gguf::GgufTokenizerError),
+    #[error("encoding failed: {0}")]
+    Encode(String),
+    #[error("decoding failed: {0}")]
+    Decode(String),
+    #[error("token id {id} is outside the vocabulary of {vocab} tokens")]
+    IdOutOfRange { id: i64, vocab: usize },
+    #[error("{path}: cannot save tokenizer: {message}")]
+    Save { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+}
+
+impl TextTokenizer {
+    pub fn new(inner: Tokenizer) -> Self {
+        Self { inner }
+    }
+
+    /// Load a `tokenizer.json`.
+    pub fn from_file(path: &Path) -> Result<Self, TokenizeError> {
+        Tokenizer::from_file(path)
+            .map(Self::new)
+            .map_err(|e| TokenizeError::Load {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Ids of `text`, no special tokens added.
+    pub fn encode(&self, text: &str) -> Result<Vec<i64>, TokenizeError> {
+        let enc = self
+            .inner
+            .encode_fast(text, false)
+            .map_err(|e| TokenizeError::Encode(e.to_string()))?;
+        Ok(enc.get_ids().iter().map(|&id| id as i64).collect())
+    }
+
+    /// Text of `ids`, special tokens included.
+    pub fn decode(&self, ids: &[i64]) -> Result<String, TokenizeError> {
+        let vocab = self.vocab_size();
+        let ids = ids
+            .iter()
+            .map(|&id| {
+                u32::try_from(id)
+                    .ok()
+                    .filter(|&u| (u as usize) < vocab)
+                    .ok_or(TokenizeError::IdOutOfRange { id, vocab })
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        self.inner
+            .decode(&ids, false)
+            .map_err(|e| TokenizeError::Decode(e.to_string()))
+    }
+
+    /// The id of a token spelled exactly `token` (e.g. `<|im_end|>`).
+    pub fn token_id(&self, token: &str) -> Option<i64> {
+        self.inner.token_to_id(token).map(i64::from)
+    }
+
+    /// Vocabulary size including added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Write `tokenizer.json` (atomically).
+    pub fn save(&self, path: &Path) -> Result<(), TokenizeError> {
+        let save_error = |message: String| TokenizeError::Save {
+            path: path.to_path_buf(),
+            message,
+        };
+        let json = self
+            .inner
+            .to_string(false)
+            .map_err(|e| save_error(e.to_string()))?;
+        crate::files::write_atomic(path, json.as_bytes()).map_err(|e| save_error(e.to_string()))
+    }
+}

@@ -7,6 +7,7 @@
 
 pub mod device;
 pub mod files;
+pub mod generate;
 pub mod logging;
 pub mod model;
 pub mod progress;

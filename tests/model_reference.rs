@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use rlmec::generate::sampler::SamplingParams;
+use rlmec::generate::score::score;
+use rlmec::generate::{Finish, GenerateOptions, Request, generate};
 use rlmec::model::batch::Batch;
 use rlmec::model::{LoadOptions, Model};
 use serde_json::Value;
@@ -121,4 +124,147 @@ fn tokenizer_json_matches_transformers() {
         );
         assert_eq!(model.tokenizer.decode(&ids(&case["ids"])).unwrap(), text);
     }
+}
+
+fn requests(r: &Value, max_new_tokens: usize) -> Vec<Request> {
+    r["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| Request {
+            prompt: ids(p),
+            max_new_tokens,
+        })
+        .collect()
+}
+
+/// transformers ran 20 greedy steps with EOS disabled.
+fn greedy_20() -> GenerateOptions {
+    GenerateOptions {
+        min_new_tokens: 20,
+        ..GenerateOptions::default()
+    }
+}
+
+fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (t, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((*g as f64 - w).abs() < tol, "{what}[{t}]: {g} vs {w}");
+    }
+}
+
+#[test]
+fn greedy_generation_and_scoring_match_transformers() {
+    for name in ["tiny-llama", "tiny-qwen2", "tiny-mistral"] {
+        let model = load(name);
+        let r = reference(name);
+        let outs = generate(&model, &requests(&r, 20), &greedy_20()).unwrap();
+        for (i, out) in outs.iter().enumerate() {
+            assert_eq!(out.ids, ids(&r["greedy"]["ids"][i]), "{name} prompt {i}");
+            assert_close(
+                &out.logprobs,
+                &floats(&r["greedy"]["logprobs"][i]),
+                TOL,
+                name,
+            );
+        }
+        let pairs: Vec<_> = requests(&r, 0)
+            .into_iter()
+            .zip(r["score"]["continuations"].as_array().unwrap())
+            .map(|(req, cont)| (req.prompt, ids(cont)))
+            .collect();
+        for (i, lp) in score(&model, &pairs, 8).unwrap().iter().enumerate() {
+            assert_close(lp, &floats(&r["score"]["logprobs"][i]), TOL, name);
+        }
+    }
+}
+
+#[test]
+fn kv_cache_decoding_equals_recomputing_the_full_sequence() {
+    let model = load("tiny-llama");
+    let reqs = requests(&reference("tiny-llama"), 20);
+    let outs = generate(&model, &reqs, &greedy_20()).unwrap();
+    let pairs: Vec<_> = reqs
+        .iter()
+        .zip(&outs)
+        .map(|(r, o)| (r.prompt.clone(), o.ids.clone()))
+        .collect();
+    for (out, full) in outs.iter().zip(score(&model, &pairs, 1).unwrap()) {
+        let full: Vec<f64> = full.iter().map(|&x| x as f64).collect();
+        assert_close(&out.logprobs, &full, 1e-5, "cache vs recompute");
+    }
+}
+
+#[test]
+fn batched_generation_with_padding_equals_one_by_one() {
+    let model = load("tiny-qwen2");
+    let mut reqs = requests(&reference("tiny-qwen2"), 12);
+    reqs[0].max_new_tokens = 5; // rows leave the batch at different steps
+    let sampled = GenerateOptions {
+        sampling: SamplingParams {
+            temperature: 0.9,
+            top_p: 0.95,
+            top_k: 50,
+        },
+        seed: 3,
+        ..GenerateOptions::default()
+    };
+    for opts in [greedy_20(), sampled] {
+        let together = generate(&model, &reqs, &opts).unwrap();
+        for (i, req) in reqs.iter().enumerate() {
+            // One at a time, keeping the request's index (its sampling stream).
+            let mut alone = vec![
+                Request {
+                    prompt: vec![3],
+                    max_new_tokens: 0
+                };
+                i
+            ];
+            alone.push(req.clone());
+            let alone = generate(
+                &model,
+                &alone,
+                &GenerateOptions {
+                    batch_size: 1,
+                    ..opts.clone()
+                },
+            )
+            .unwrap();
+            assert_eq!(
+                together[i].ids, alone[i].ids,
+                "request {i} with {:?}",
+                opts.sampling
+            );
+            assert_eq!(
+                together[i].ids.len(),
+                req.max_new_tokens.min(together[i].ids.len())
+            );
+        }
+        assert_eq!(together[0].ids.len(), 5);
+        assert_eq!(together[0].finish, Finish::Length);
+    }
+}
+
+#[test]
+fn eos_and_stop_strings_end_rows_and_cut_the_text() {
+    let model = load("tiny-llama");
+    let reqs = requests(&reference("tiny-llama"), 20);
+    let free = generate(&model, &reqs, &greedy_20()).unwrap();
+    // Stop on the text of the 4th generated token: the text is cut before it.
+    let stop_token = model.tokenizer.decode(&free[0].ids[3..4]).unwrap();
+    let opts = GenerateOptions {
+        stop: vec![stop_token.clone()],
+        ..GenerateOptions::default()
+    };
+    let stopped = &generate(&model, &reqs[..1], &opts).unwrap()[0];
+    assert_eq!(stopped.finish, Finish::Stop);
+    assert!(stopped.ids.len() <= 4);
+    assert!(
+        !stopped.text.contains(&stop_token),
+        "{:?} in {:?}",
+        stop_token,
+        stopped.text
+    );
+    let full_text = model.tokenizer.decode(&free[0].ids).unwrap();
+    assert!(full_text.starts_with(&stopped.text));
 }

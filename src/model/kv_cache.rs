@@ -1,7 +1,7 @@
 //! A preallocated key/value cache: prefill writes the prompt's keys once, each decode step
 //! writes one slot, and nothing is concatenated or reallocated per token.
 
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 #[derive(Debug)]
 pub struct KvCache {
@@ -12,17 +12,9 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// Room for `capacity` positions of `batch` rows in each of `layers` layers.
-    pub fn new(
-        layers: usize,
-        batch: i64,
-        kv_heads: i64,
-        capacity: i64,
-        head_dim: i64,
-        like: &Tensor,
-    ) -> Self {
-        let opts = (like.kind(), like.device());
-        let make = || Tensor::zeros([batch, kv_heads, capacity, head_dim], opts);
+    /// For each of `layers` layers, room of `[batch, kv_heads, capacity, head_dim]`.
+    pub fn new(layers: usize, shape: [i64; 4], kind: Kind, device: Device) -> Self {
+        let make = || Tensor::zeros(shape, (kind, device));
         Self {
             keys: (0..layers).map(|_| make()).collect(),
             values: (0..layers).map(|_| make()).collect(),

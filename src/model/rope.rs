@@ -49,7 +49,7 @@ impl Rope {
     pub fn cos_sin(&self, positions: &Tensor, kind: Kind) -> (Tensor, Tensor) {
         let mut pos = positions.to_kind(Kind::Float);
         if self.position_scale != 1.0 {
-            pos = pos / self.position_scale;
+            pos /= self.position_scale;
         }
         let freqs = pos.unsqueeze(-1) * &self.inv_freq;
         let emb = Tensor::cat(&[&freqs, &freqs], -1).unsqueeze(1);

@@ -103,6 +103,10 @@ fn script_type(rust: &str) -> String {
         .strip_prefix("Result<")
         .and_then(|r| r.strip_suffix(", Box<EvalAltResult>>"))
         .unwrap_or(t);
+    if t.contains("Range<") {
+        return "range".into();
+    }
+    let t = t.rsplit("::").next().unwrap_or(t);
     match t {
         "str" | "String" | "ImmutableString" => "string".into(),
         "Array" => "array".into(),
@@ -110,7 +114,7 @@ fn script_type(rust: &str) -> String {
         "Dynamic" => "any".into(),
         "INT" => "i64".into(),
         "FLOAT" => "f64".into(),
-        other => other.rsplit("::").next().unwrap_or(other).to_string(),
+        other => other.to_string(),
     }
 }
 
@@ -149,7 +153,10 @@ pub fn api() -> Vec<DomainApi> {
         .map(|domain| {
             let mut engine = Engine::new_raw();
             domain.register(&mut engine);
-            let meta = metadata(&engine, false);
+            let mut meta = metadata(&engine, false);
+            // rhai orders by name and arity only; overloads need a stable order too.
+            meta.functions
+                .sort_by_cached_key(|f| (f.name.clone(), f.num_params, f.signature()));
             DomainApi {
                 name: domain.name.to_string(),
                 doc: doc_text(&[meta.doc]),

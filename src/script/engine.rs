@@ -3,7 +3,7 @@
 
 use rhai::{Engine, Module};
 
-use super::{ScriptContext, config, io, progress, resolver, torch};
+use super::{ScriptContext, config, io, model, progress, resolver, torch};
 use crate::logging::PRINT_TARGET;
 
 /// A domain's natives: its `#[export_module]` plus what a plugin module cannot declare
@@ -15,7 +15,13 @@ pub struct Domain {
 }
 
 /// Every domain, in the order `rlmec api` lists them.
-pub const DOMAINS: &[Domain] = &[config::DOMAIN, io::DOMAIN, progress::DOMAIN, torch::DOMAIN];
+pub const DOMAINS: &[Domain] = &[
+    config::DOMAIN,
+    io::DOMAIN,
+    progress::DOMAIN,
+    torch::DOMAIN,
+    model::DOMAIN,
+];
 
 impl Domain {
     /// Register this domain's natives as global functions.

@@ -17,6 +17,8 @@ pub mod runner;
 
 mod config;
 mod io;
+pub mod model;
+mod options;
 mod progress;
 mod torch;
 

@@ -1,0 +1,371 @@
+//! Model natives: load, tokenize, generate, score, save.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rhai::Array;
+use rhai::plugin::*;
+
+use super::engine::Domain;
+use crate::model::Model;
+
+pub const DOMAIN: Domain = Domain {
+    name: "model",
+    module: || exported_module!(model_api),
+    extra: |_| {},
+};
+
+/// A loaded model shared by every script value that refers to it.
+#[derive(Clone)]
+pub struct ModelHandle(Arc<Mutex<Model>>);
+
+impl ModelHandle {
+    pub fn new(model: Model) -> Self {
+        Self(Arc::new(Mutex::new(model)))
+    }
+
+    /// The model (a panic elsewhere while it was held does not make it unusable).
+    pub fn lock(&self) -> MutexGuard<'_, Model> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+/// Token ids from a script array, naming the offending element.
+fn ids_of(what: &str, arr: &Array) -> Res<Vec<i64>> {
+    arr.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.as_int().map_err(|_| {
+                format!(
+                    "{what}[{i}]: expected a token id (integer), got {}",
+                    v.type_name()
+                )
+                .into()
+            })
+        })
+        .collect()
+}
+
+/// Text (encoded) or token ids.
+fn tokens_of(model: &Model, what: &str, value: &Dynamic) -> Res<Vec<i64>> {
+    if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
+        return model
+            .tokenizer
+            .encode(&text)
+            .map_err(|e| format!("{what}: {e}").into());
+    }
+    match value.read_lock::<Array>() {
+        Some(arr) => ids_of(what, &arr),
+        None => Err(format!(
+            "{what}: expected a string or an array of token ids, got {}",
+            value.type_name()
+        )
+        .into()),
+    }
+}
+
+fn int_array<T: Copy + Into<Dynamic>>(values: &[T]) -> Array {
+    values.iter().map(|&v| v.into()).collect()
+}
+
+/// Language models: load a GGUF file or a Hugging Face directory, tokenize, generate with
+/// a KV cache, score continuations, save in Hugging Face layout.
+#[export_module]
+pub mod model_api {
+    use std::path::Path;
+
+    use super::{ModelHandle, Res, ids_of, int_array, tokens_of};
+    use crate::generate::sampler::SamplingParams;
+    use crate::generate::{
+        GenerateOptions, Request, generate as run_generate, score::score as run_score,
+    };
+    use crate::model::{Dtype, LoadOptions, Model as NativeModel};
+    use crate::script::options::Options;
+
+    /// A loaded language model (`model_load`).
+    pub type Model = ModelHandle;
+
+    /// Load a model: a `.gguf` file (the embedded default is
+    /// `data/models/SmolLM2-135M-Instruct.Q4_1.gguf`) or a Hugging Face directory
+    /// (`config.json`, `model.safetensors` or shards, `tokenizer.json`), in f32 on the CPU.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// print(m.info.parameters);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn model_load(path: &str) -> Result<Model, Box<EvalAltResult>> {
+        model_load_with(path, rhai::Map::new())
+    }
+
+    /// Load a model with options `#{dtype: "f32" | "bf16", device: "cpu" | "cuda" | "cuda:N"}`.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama", #{dtype: "f32", device: "cpu"});
+    /// ```
+    #[rhai_fn(name = "model_load", return_raw)]
+    pub fn model_load_with(path: &str, options: rhai::Map) -> Result<Model, Box<EvalAltResult>> {
+        let mut o = Options::new("model_load", options);
+        let dtype: Dtype = o.string("dtype", "f32")?.parse().map_err(|e: String| e)?;
+        let device = o.string("device", "cpu")?;
+        o.finish()?;
+        let device = device
+            .parse()
+            .map_err(|e: crate::device::UnknownDevice| e.to_string())?;
+        let model = NativeModel::load(Path::new(path), LoadOptions { dtype, device })
+            .map_err(|e| e.to_string())?;
+        Ok(ModelHandle::new(model))
+    }
+
+    /// Token ids of `text`; no special tokens are added.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// print(m.encode("Hello, world!"));
+    /// ```
+    #[rhai_fn(pure, return_raw)]
+    pub fn encode(model: &mut Model, text: &str) -> Result<rhai::Array, Box<EvalAltResult>> {
+        let ids = model
+            .lock()
+            .tokenizer
+            .encode(text)
+            .map_err(|e| e.to_string())?;
+        Ok(int_array(&ids))
+    }
+
+    /// Text of token ids (special tokens kept).
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// print(m.decode(m.encode("Hello")));
+    /// ```
+    #[rhai_fn(pure, return_raw)]
+    pub fn decode(model: &mut Model, ids: rhai::Array) -> Result<String, Box<EvalAltResult>> {
+        let ids = ids_of("decode", &ids)?;
+        model
+            .lock()
+            .tokenizer
+            .decode(&ids)
+            .map_err(|e| e.to_string().into())
+    }
+
+    /// Generate a continuation of each prompt, greedily with the default options.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// print(m.generate(["Question: what is"])[0].text);
+    /// ```
+    #[rhai_fn(name = "generate", pure, return_raw)]
+    pub fn generate_default(
+        model: &mut Model,
+        prompts: rhai::Array,
+    ) -> Result<rhai::Array, Box<EvalAltResult>> {
+        generate(model, prompts, rhai::Map::new())
+    }
+
+    /// Generate a continuation of each prompt, batched with a KV cache. A prompt is a string,
+    /// an array of token ids, or `#{prompt, max_new_tokens}` for its own budget.
+    ///
+    /// Options: `max_new_tokens` (512), `min_new_tokens` (0), `temperature` (0 = greedy),
+    /// `top_p` (1.0), `top_k` (0 = off), `seed` (0; each prompt has its own stream, so a
+    /// prompt samples the same tokens in any batch), `stop` (strings; the text is cut
+    /// before the first), `batch_size` (16).
+    ///
+    /// Each result is `#{text, ids, logprobs, finish}`: `ids`/`logprobs` cover every
+    /// generated token (the model's own log-probabilities, temperature 1), `text` leaves
+    /// out the EOS and everything from the first stop string, `finish` is `"eos"`, `"stop"`
+    /// or `"length"`.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// let outs = m.generate(["The answer", #{prompt: "Options:", max_new_tokens: 4}],
+    ///                       #{max_new_tokens: 8, temperature: 0.7, top_p: 0.95, seed: 1, stop: ["\n"]});
+    /// for o in outs { print(`${o.finish}: ${o.text}`); }
+    /// ```
+    #[rhai_fn(pure, return_raw)]
+    pub fn generate(
+        model: &mut Model,
+        prompts: rhai::Array,
+        options: rhai::Map,
+    ) -> Result<rhai::Array, Box<EvalAltResult>> {
+        let mut o = Options::new("generate", options);
+        let max_new_tokens = o.count("max_new_tokens", 512)?;
+        let opts = GenerateOptions {
+            sampling: SamplingParams {
+                temperature: o.float("temperature", 0.0)?,
+                top_p: o.float("top_p", 1.0)?,
+                top_k: o.int("top_k", 0)?,
+            },
+            min_new_tokens: o.count("min_new_tokens", 0)?,
+            stop: o.strings("stop")?,
+            seed: o.int("seed", 0)? as u64,
+            batch_size: o.count("batch_size", 16)?,
+        };
+        o.finish()?;
+        let model = model.lock();
+        let requests = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let what = format!("generate: prompt {i}");
+                match p.read_lock::<rhai::Map>() {
+                    Some(m) => {
+                        let mut po = Options::new(&what, m.clone());
+                        let prompt = po.take_dynamic("prompt");
+                        let max = po.count("max_new_tokens", max_new_tokens)?;
+                        po.finish()?;
+                        let prompt = prompt.ok_or_else(|| format!("{what}: missing `prompt`"))?;
+                        Ok(Request {
+                            prompt: tokens_of(&model, &what, &prompt)?,
+                            max_new_tokens: max,
+                        })
+                    }
+                    None => Ok(Request {
+                        prompt: tokens_of(&model, &what, p)?,
+                        max_new_tokens,
+                    }),
+                }
+            })
+            .collect::<Res<Vec<_>>>()?;
+        let outs = run_generate(&model, &requests, &opts).map_err(|e| format!("generate: {e}"))?;
+        Ok(outs
+            .into_iter()
+            .map(|g| {
+                let mut m = rhai::Map::new();
+                m.insert("text".into(), g.text.into());
+                m.insert("ids".into(), int_array(&g.ids).into());
+                m.insert(
+                    "logprobs".into(),
+                    g.logprobs
+                        .iter()
+                        .map(|&x| Dynamic::from_float(x as f64))
+                        .collect::<rhai::Array>()
+                        .into(),
+                );
+                m.insert("finish".into(), g.finish.as_str().into());
+                m.into()
+            })
+            .collect())
+    }
+
+    /// Log-probability of each `continuation` token after `prompt` (each a string or an
+    /// array of token ids; tokenised apart, as RLMEC does).
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// let lp = m.score("The answer is", " yes");
+    /// print(lp);
+    /// ```
+    #[rhai_fn(pure, return_raw)]
+    pub fn score(
+        model: &mut Model,
+        prompt: Dynamic,
+        continuation: Dynamic,
+    ) -> Result<rhai::Array, Box<EvalAltResult>> {
+        let out = score_batch(model, vec![prompt], vec![continuation], rhai::Map::new())?;
+        Ok(out[0].clone().into_array()?)
+    }
+
+    /// `score` for many pairs at once, batched: `prompts[i]` with `continuations[i]`.
+    /// Options: `batch_size` (8).
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// let all = m.score_batch(["Q: a", "Q: b"], [" yes", [3, 4, 5]], #{batch_size: 2});
+    /// print(all[1].len());
+    /// ```
+    #[rhai_fn(pure, return_raw)]
+    pub fn score_batch(
+        model: &mut Model,
+        prompts: rhai::Array,
+        continuations: rhai::Array,
+        options: rhai::Map,
+    ) -> Result<rhai::Array, Box<EvalAltResult>> {
+        if prompts.len() != continuations.len() {
+            return Err(format!(
+                "score_batch: {} prompts but {} continuations",
+                prompts.len(),
+                continuations.len()
+            )
+            .into());
+        }
+        let mut o = Options::new("score_batch", options);
+        let batch_size = o.count("batch_size", 8)?;
+        o.finish()?;
+        let model = model.lock();
+        let pairs = prompts
+            .iter()
+            .zip(&continuations)
+            .enumerate()
+            .map(|(i, (p, c))| {
+                Ok((
+                    tokens_of(&model, &format!("score: prompt {i}"), p)?,
+                    tokens_of(&model, &format!("score: continuation {i}"), c)?,
+                ))
+            })
+            .collect::<Res<Vec<_>>>()?;
+        let out = run_score(&model, &pairs, batch_size).map_err(|e| format!("score: {e}"))?;
+        Ok(out
+            .into_iter()
+            .map(|lp| {
+                lp.iter()
+                    .map(|&x| Dynamic::from_float(x as f64))
+                    .collect::<rhai::Array>()
+                    .into()
+            })
+            .collect())
+    }
+
+    /// Save in Hugging Face layout (`config.json`, `model.safetensors`, `tokenizer.json`,
+    /// `generation_config.json`); the directory is replaced atomically.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// m.save("/tmp/rlmec-doc/tiny-copy");
+    /// ```
+    #[rhai_fn(pure, return_raw)]
+    pub fn save(model: &mut Model, dir: &str) -> Result<(), Box<EvalAltResult>> {
+        model
+            .lock()
+            .save(Path::new(dir))
+            .map_err(|e| e.to_string().into())
+    }
+
+    /// The model's config, as in its Hugging Face `config.json`.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// print(m.config.num_hidden_layers);
+    /// ```
+    #[rhai_fn(get = "config", pure, return_raw)]
+    pub fn config(model: &mut Model) -> Result<Dynamic, Box<EvalAltResult>> {
+        rhai::serde::to_dynamic(model.lock().config.to_hf_json())
+    }
+
+    /// Where the model came from and how it runs:
+    /// `#{origin, dtype, device, parameters, bos_id, eos_ids}`.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// print(`${m.info.parameters} parameters on ${m.info.device}`);
+    /// ```
+    #[rhai_fn(get = "info", pure)]
+    pub fn info(model: &mut Model) -> rhai::Map {
+        let m = model.lock();
+        let mut info = rhai::Map::new();
+        info.insert("origin".into(), m.origin.display().to_string().into());
+        info.insert("dtype".into(), m.dtype.hf_name().into());
+        info.insert(
+            "device".into(),
+            format!("{:?}", m.device()).to_lowercase().into(),
+        );
+        info.insert("parameters".into(), m.num_parameters().into());
+        info.insert(
+            "bos_id".into(),
+            m.special.bos.map_or(Dynamic::UNIT, Dynamic::from_int),
+        );
+        info.insert("eos_ids".into(), int_array(&m.special.eos).into());
+        info
+    }
+}

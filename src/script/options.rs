@@ -1,0 +1,117 @@
+//! Reading a native's options map (`#{max_new_tokens: 24, ...}`) with clear errors: a wrong
+//! type names the field, and an unknown key (a typo) is an error listing the known ones.
+
+use std::collections::BTreeSet;
+
+use rhai::{Dynamic, EvalAltResult, Map};
+
+pub struct Options<'a> {
+    what: &'a str,
+    map: Map,
+    known: BTreeSet<&'static str>,
+}
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+impl<'a> Options<'a> {
+    /// `what` names the call in errors (e.g. `generate`).
+    pub fn new(what: &'a str, map: Map) -> Self {
+        Self {
+            what,
+            map,
+            known: BTreeSet::new(),
+        }
+    }
+
+    /// A value of any type (`None` when absent or `()`).
+    pub fn take_dynamic(&mut self, key: &'static str) -> Option<Dynamic> {
+        self.take(key)
+    }
+
+    fn take(&mut self, key: &'static str) -> Option<Dynamic> {
+        self.known.insert(key);
+        self.map.get(key).cloned().filter(|v| !v.is_unit())
+    }
+
+    fn wrong(&self, key: &str, expected: &str, got: &Dynamic) -> Box<EvalAltResult> {
+        format!(
+            "{}: option `{key}` must be {expected}, got {} {got}",
+            self.what,
+            got.type_name()
+        )
+        .into()
+    }
+
+    pub fn int(&mut self, key: &'static str, default: i64) -> Res<i64> {
+        match self.take(key) {
+            None => Ok(default),
+            Some(v) => v.as_int().map_err(|_| self.wrong(key, "an integer", &v)),
+        }
+    }
+
+    /// A non-negative count.
+    pub fn count(&mut self, key: &'static str, default: usize) -> Res<usize> {
+        let n = self.int(key, default as i64)?;
+        usize::try_from(n)
+            .map_err(|_| format!("{}: option `{key}` must be >= 0, got {n}", self.what).into())
+    }
+
+    pub fn float(&mut self, key: &'static str, default: f64) -> Res<f64> {
+        match self.take(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_float()
+                .or_else(|_| v.as_int().map(|i| i as f64))
+                .map_err(|_| self.wrong(key, "a number", &v)),
+        }
+    }
+
+    pub fn string(&mut self, key: &'static str, default: &str) -> Res<String> {
+        match self.take(key) {
+            None => Ok(default.to_string()),
+            Some(v) => v
+                .clone()
+                .into_string()
+                .map_err(|_| self.wrong(key, "a string", &v)),
+        }
+    }
+
+    pub fn strings(&mut self, key: &'static str) -> Res<Vec<String>> {
+        let Some(v) = self.take(key) else {
+            return Ok(Vec::new());
+        };
+        let items = v
+            .clone()
+            .into_array()
+            .map_err(|_| self.wrong(key, "an array of strings", &v))?;
+        items
+            .into_iter()
+            .map(|s| {
+                s.clone()
+                    .into_string()
+                    .map_err(|_| self.wrong(key, "an array of strings", &s))
+            })
+            .collect()
+    }
+
+    /// Every key given must have been read.
+    pub fn finish(self) -> Res<()> {
+        let unknown: Vec<&str> = self
+            .map
+            .keys()
+            .map(|k| k.as_str())
+            .filter(|k| !self.known.contains(k))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let known: Vec<&str> = self.known.iter().copied().collect();
+        Err(format!(
+            "{}: unknown option(s) {}; known: {}",
+            self.what,
+            unknown.join(", "),
+            known.join(", ")
+        )
+        .into())
+    }
+}

@@ -67,19 +67,16 @@ pub fn choose(logits: &Tensor, params: &SamplingParams, rngs: &mut [&mut ChaCha8
         let kth = top.narrow(1, params.top_k - 1, 1);
         scaled = scaled.masked_fill(&scaled.lt_tensor(&kth), f64::NEG_INFINITY);
     }
-    let probs = scaled.softmax(-1, Kind::Float);
-    // Inverse-CDF sampling: one uniform per row, searched in the (filtered) cumulative mass.
-    let (cdf_probs, order) = if params.top_p < 1.0 {
-        let (sorted, order) = probs.sort(-1, true);
-        // Keep the smallest prefix whose mass reaches top_p (the first token always).
-        let mass_before = sorted.cumsum(-1, Kind::Float) - &sorted;
-        let kept = sorted.where_self(&mass_before.lt(params.top_p), &sorted.zeros_like());
-        (kept, Some(order))
+    // Candidates in descending order with their probabilities, and the mass to keep.
+    let (probs, order) = if params.top_p < 1.0 {
+        nucleus(&scaled, params.top_p)
     } else {
-        (probs, None)
+        (scaled.softmax(-1, Kind::Float), None)
     };
-    let cdf = cdf_probs.cumsum(-1, Kind::Float);
-    let total = cdf.narrow(1, vocab - 1, 1);
+    // Inverse-CDF sampling: one uniform per row, searched in the cumulative mass.
+    let cdf = probs.cumsum(-1, Kind::Float);
+    let n = cdf.size()[1];
+    let total = cdf.narrow(1, n - 1, 1);
     let uniforms: Vec<f32> = rngs.iter_mut().map(|r| r.r#gen::<f32>()).collect();
     let u = Tensor::from_slice(&uniforms)
         .to_device(logits.device())
@@ -87,12 +84,43 @@ pub fn choose(logits: &Tensor, params: &SamplingParams, rngs: &mut [&mut ChaCha8
         * total;
     let pos = u
         .searchsorted(&cdf, false, false, "left", None::<Tensor>)
-        .clamp_max(vocab - 1);
+        .clamp_max(n - 1);
     match order {
         Some(order) => order.gather(1, &pos, false).squeeze_dim(1),
         None => pos.squeeze_dim(1),
     }
 }
+
+/// Tokens a nucleus sample may draw under `top_p` (the smallest prefix of the tokens by
+/// descending probability whose mass reaches `top_p`; the first always), as probabilities
+/// (zero for the rest) and their vocabulary ids.
+///
+/// Sorting the whole vocabulary every step is the expensive part, so the top
+/// `NUCLEUS_CANDIDATES` are tried first; the result is exact whenever they hold `top_p` of
+/// every row's mass, which is the usual case, and falls back to the full sort otherwise.
+fn nucleus(scaled: &Tensor, top_p: f64) -> (Tensor, Option<Tensor>) {
+    let vocab = scaled.size()[1];
+    let lse = scaled.logsumexp([-1i64].as_slice(), true);
+    let k = NUCLEUS_CANDIDATES.min(vocab);
+    let (values, order) = scaled.topk(k, -1, true, true);
+    let mut sorted = (values - &lse).exp();
+    let mut order = order;
+    let covered = sorted
+        .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
+        .min()
+        .double_value(&[]);
+    if covered < top_p && k < vocab {
+        let (all_sorted, all_order) = (scaled - &lse).exp().sort(-1, true);
+        sorted = all_sorted;
+        order = all_order;
+    }
+    let mass_before = sorted.cumsum(-1, Kind::Float) - &sorted;
+    let kept = sorted.where_self(&mass_before.lt(top_p), &sorted.zeros_like());
+    (kept, Some(order))
+}
+
+/// How many of the most likely tokens the nucleus tries before sorting the whole vocabulary.
+const NUCLEUS_CANDIDATES: i64 = 256;
 
 #[cfg(test)]
 mod tests {
@@ -146,6 +174,24 @@ mod tests {
         assert!((ones - 0.75).abs() < 0.03, "{ones}");
         assert_eq!(draw(7), draw(7));
         assert_ne!(draw(7), draw(8));
+    }
+
+    #[test]
+    fn a_flat_distribution_falls_back_to_the_full_sort() {
+        // 1000 equal tokens: the top 256 hold 25.6% < top_p, so all are sorted; the nucleus
+        // of 0.5 is any 500 of them, and every draw must be a valid id.
+        let logits = Tensor::zeros([1, 1000], (Kind::Float, tch::Device::Cpu));
+        let params = SamplingParams {
+            temperature: 1.0,
+            top_p: 0.5,
+            top_k: 0,
+        };
+        let mut rng = request_rng(2, 0);
+        let draws: std::collections::HashSet<i64> = (0..3000)
+            .map(|_| i64::try_from(choose(&logits, &params, &mut [&mut rng])).unwrap())
+            .collect();
+        assert!(draws.len() > 300 && draws.len() <= 500, "{}", draws.len());
+        assert!(draws.iter().all(|&t| (0..1000).contains(&t)));
     }
 
     #[test]

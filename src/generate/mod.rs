@@ -185,7 +185,7 @@ fn generate_batch(
         device,
     );
     let mut key_mask = batch.mask.shallow_clone();
-    let hidden = net.forward_hidden(&batch.ids, &batch.positions, &key_mask, Some(&mut cache));
+    let hidden = net.forward_hidden(&batch.ids, &batch.positions, Some(&key_mask), Some(&mut cache));
     let mut logits = net
         .logits(&hidden.select(1, batch.width - 1))
         .to_kind(Kind::Float);
@@ -254,7 +254,7 @@ fn generate_batch(
         let hidden = net.forward_hidden(
             &tokens.view([b, 1]),
             &next_pos.view([b, 1]),
-            &key_mask,
+            Some(&key_mask),
             Some(&mut cache),
         );
         logits = net.logits(&hidden.squeeze_dim(1)).to_kind(Kind::Float);

@@ -95,12 +95,13 @@ impl Attention {
         }
     }
 
-    /// x: [B, T, hidden]; mask: [B, 1, T, L] (true = may attend); cos/sin: [B, 1, T, D].
+    /// x: [B, T, hidden]; mask: [B, 1, T, L] (true = may attend), or `None` for plain
+    /// causal attention over these T tokens; cos/sin: [B, 1, T, D].
     fn forward(
         &self,
         x: &Tensor,
         rope: (&Tensor, &Tensor),
-        mask: &Tensor,
+        mask: Option<&Tensor>,
         cache: Option<(&mut KvCache, usize)>,
     ) -> Tensor {
         let (b, t, _) = x.size3().expect("attention input is [B, T, hidden]");
@@ -119,7 +120,7 @@ impl Attention {
         };
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let y =
-            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), 0.0, false, scale, true);
+            Tensor::scaled_dot_product_attention(&q, &k, &v, mask, 0.0, mask.is_none(), scale, true);
         // [B, H, T, D] -> [B, T, H*D]
         let y = y
             .transpose(1, 2)
@@ -175,7 +176,7 @@ impl Block {
         &self,
         x: &Tensor,
         rope: (&Tensor, &Tensor),
-        mask: &Tensor,
+        mask: Option<&Tensor>,
         cache: Option<(&mut KvCache, usize)>,
     ) -> Tensor {
         let h = x + self
@@ -236,22 +237,24 @@ impl Llama {
     /// Final hidden states [B, T, hidden] for `ids` [B, T] at `positions` [B, T].
     ///
     /// `key_mask` [B, L] marks the real (non-padding) keys among the L = cached + T keys;
-    /// each query attends to real keys at or before itself. With a cache, these T tokens'
-    /// keys and values are appended to it.
+    /// each query attends to real keys at or before itself. `None` means plain causal
+    /// attention, which is exact for unpadded and right-padded batches without a cache (a
+    /// real token never looks right, where the padding is) and lets torch use its fused
+    /// kernel. With a cache, these T tokens' keys and values are appended to it.
     pub fn forward_hidden(
         &self,
         ids: &Tensor,
         positions: &Tensor,
-        key_mask: &Tensor,
+        key_mask: Option<&Tensor>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor {
         let kind = self.embed_tokens.kind();
         let mut x = Tensor::embedding(&self.embed_tokens, ids, -1, false, false);
         let (cos, sin) = self.rope.cos_sin(positions, kind);
-        let mask = attention_mask(key_mask, ids.size()[1]);
+        let mask = key_mask.map(|m| attention_mask(m, ids.size()[1]));
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| (c, i));
-            x = layer.forward(&x, (&cos, &sin), &mask, layer_cache);
+            x = layer.forward(&x, (&cos, &sin), mask.as_ref(), layer_cache);
         }
         if let Some(cache) = cache {
             cache.advance(ids.size()[1]);

@@ -233,8 +233,9 @@ impl Model {
 
     /// Final hidden states [B, T, hidden] of a padded batch (no cache).
     pub fn hidden(&self, batch: &batch::Batch) -> tch::Tensor {
-        self.net
-            .forward_hidden(&batch.ids, &batch.positions, &batch.mask, None)
+        // Right padding needs no mask: real tokens never attend to later positions.
+        let mask = batch.left.then_some(&batch.mask);
+        self.net.forward_hidden(&batch.ids, &batch.positions, mask, None)
     }
 
     /// The id used to fill padding (never attended to): the first EOS, else 0.

@@ -185,7 +185,12 @@ fn generate_batch(
         device,
     );
     let mut key_mask = batch.mask.shallow_clone();
-    let hidden = net.forward_hidden(&batch.ids, &batch.positions, Some(&key_mask), Some(&mut cache));
+    let hidden = net.forward_hidden(
+        &batch.ids,
+        &batch.positions,
+        Some(&key_mask),
+        Some(&mut cache),
+    );
     let mut logits = net
         .logits(&hidden.select(1, batch.width - 1))
         .to_kind(Kind::Float);

@@ -158,7 +158,42 @@ fn config(file: &GgufFile) -> Result<ModelConfig, ModelError> {
 
 #[cfg(test)]
 mod tests {
-    use super::hf_name;
+    use super::{hf_name, load};
+    use crate::model::LoadOptions;
+    use crate::model::gguf::tests::{GgufBuilder, write_temp};
+
+    #[test]
+    fn an_unknown_architecture_is_named_with_the_file() {
+        let file = write_temp(
+            &GgufBuilder::new()
+                .str_kv("general.architecture", "gemma")
+                .build(&[]),
+        );
+        let err = load(file.path(), LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("architecture `gemma` is not supported"),
+            "{err}"
+        );
+        assert!(err.starts_with(&file.path().display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_missing_metadata_key_is_named() {
+        let file = write_temp(
+            &GgufBuilder::new()
+                .str_kv("general.architecture", "llama")
+                .build(&[]),
+        );
+        let err = load(file.path(), LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("metadata key") && err.contains("is missing"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn maps_gguf_names_to_hf_names() {

@@ -119,8 +119,16 @@ impl Attention {
             None => (k, v),
         };
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let y =
-            Tensor::scaled_dot_product_attention(&q, &k, &v, mask, 0.0, mask.is_none(), scale, true);
+        let y = Tensor::scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            mask,
+            0.0,
+            mask.is_none(),
+            scale,
+            true,
+        );
         // [B, H, T, D] -> [B, T, H*D]
         let y = y
             .transpose(1, 2)

@@ -235,7 +235,8 @@ impl Model {
     pub fn hidden(&self, batch: &batch::Batch) -> tch::Tensor {
         // Right padding needs no mask: real tokens never attend to later positions.
         let mask = batch.left.then_some(&batch.mask);
-        self.net.forward_hidden(&batch.ids, &batch.positions, mask, None)
+        self.net
+            .forward_hidden(&batch.ids, &batch.positions, mask, None)
     }
 
     /// The id used to fill padding (never attended to): the first EOS, else 0.

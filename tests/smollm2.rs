@@ -115,8 +115,8 @@ fn smollm2_gguf_matches_transformers_token_for_token() {
         );
         assert_eq!(&out.ids[..robust], &want[..robust], "prompt {i}");
         let want_lp = floats(&r["greedy"]["logprobs"][i]);
-        for t in 0..robust {
-            let diff = (out.logprobs[t] as f64 - want_lp[t]).abs();
+        for (t, (got, want)) in out.logprobs.iter().zip(&want_lp).take(robust).enumerate() {
+            let diff = (*got as f64 - want).abs();
             assert!(diff < LOGPROB_TOL, "prompt {i} token {t}: Δlogprob {diff}");
         }
         if r["greedy"]["stopped_at_eos"][i].as_bool().unwrap() {

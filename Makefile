@@ -13,7 +13,7 @@ RLMEC    := target/release/rlmec
 # Tests drive the release binary; one torch thread each (two OpenMP threads lose to one on a busy core).
 TEST_ENV := RLMEC_TORCH_THREADS=1
 
-.PHONY: setup demo test build check docs clean-deps
+.PHONY: setup demo test build check docs bench bench-setup clean-deps
 
 setup: $(STAMP) $(MODEL)
 
@@ -43,6 +43,21 @@ check: setup
 
 docs: build
 	$(RLMEC) api > docs/api.md
+
+# Benchmarks against transformers (same model, inputs and threads, one run): see benches/.
+BENCH_VENV := .deps/bench-venv
+
+bench-setup: $(BENCH_VENV)/.ready
+
+$(BENCH_VENV)/.ready:
+	rm -rf $(BENCH_VENV).partial
+	$(PYTHON) -m venv $(BENCH_VENV).partial
+	$(BENCH_VENV).partial/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 transformers gguf accelerate
+	touch $(BENCH_VENV).partial/.ready
+	rm -rf $(BENCH_VENV) && mv $(BENCH_VENV).partial $(BENCH_VENV)
+
+bench: setup bench-setup
+	RLMEC_BENCH_PYTHON=$(BENCH_VENV)/bin/python cargo bench --bench model
 
 clean-deps:
 	rm -rf .deps data/models

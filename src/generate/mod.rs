@@ -262,7 +262,9 @@ fn generate_batch(
             Some(&key_mask),
             Some(&mut cache),
         );
-        logits = net.logits(&hidden.squeeze_dim(1)).to_kind(Kind::Float);
+        logits = net
+            .decode_logits(&hidden.squeeze_dim(1))
+            .to_kind(Kind::Float);
         next_pos += 1;
     }
     finish_rows(model, rows, stops)

@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod config;
 pub mod from_gguf;
+pub mod gemv;
 pub mod gguf;
 pub mod hf;
 pub mod kv_cache;

@@ -1,18 +1,16 @@
 //! Loading and saving: the Hugging Face layout round trip, bf16, and every kind of bad
 //! checkpoint giving an error that names the file and the field or tensor.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rlmec::model::batch::Batch;
 use rlmec::model::{Dtype, LoadOptions, Model};
 use tch::{Kind, Tensor};
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/model")
-        .join(name)
-}
+use common::{floats, ids, model_fixture, read_json};
 
 fn load(path: &Path) -> Result<Model, String> {
     tch::set_num_threads(1);
@@ -22,7 +20,7 @@ fn load(path: &Path) -> Result<Model, String> {
 /// A copy of a fixture directory that a test may break.
 fn copy_of(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for entry in fs::read_dir(fixture(name)).unwrap() {
+    for entry in fs::read_dir(model_fixture(name)).unwrap() {
         let path = entry.unwrap().path();
         fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
     }
@@ -39,7 +37,7 @@ fn logits(model: &Model, ids: &[i64]) -> Tensor {
 
 #[test]
 fn save_then_load_is_bit_exact() {
-    let original = load(&fixture("tiny-llama")).unwrap();
+    let original = load(&model_fixture("tiny-llama")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ckpt");
     original.save(&out).unwrap();
@@ -83,33 +81,25 @@ fn save_then_load_is_bit_exact() {
 fn what_we_save_is_what_transformers_loaded() {
     // tests/fixtures/model/saved-by-rlmec was written by `Model::save` from tiny-llama and
     // loaded by transformers in the fixture script, which recorded its logits there.
-    let model = load(&fixture("tiny-llama")).unwrap();
+    let model = load(&model_fixture("tiny-llama")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     model.save(&dir.path().join("ckpt")).unwrap();
     let ours = fs::read(dir.path().join("ckpt/model.safetensors")).unwrap();
-    let accepted = fs::read(fixture("saved-by-rlmec/model.safetensors")).unwrap();
+    let accepted = fs::read(model_fixture("saved-by-rlmec/model.safetensors")).unwrap();
     assert!(
         ours == accepted,
         "the saved format changed since transformers last read it"
     );
 
-    let reference: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(fixture("saved-by-rlmec/transformers_logits.json")).unwrap(),
-    )
-    .unwrap();
-    let ids: Vec<i64> = reference["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_i64().unwrap())
-        .collect();
+    let reference = read_json(&model_fixture("saved-by-rlmec/transformers_logits.json"));
+    let ids = ids(&reference["ids"]);
     let want: Vec<f64> = reference["logits"]
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+        .flat_map(floats)
         .collect();
-    let saved = load(&fixture("saved-by-rlmec")).unwrap();
+    let saved = load(&model_fixture("saved-by-rlmec")).unwrap();
     let got: Vec<f32> = Vec::try_from(logits(&saved, &ids).flatten(0, -1)).unwrap();
     assert_eq!(got.len(), want.len());
     let diff = got
@@ -126,9 +116,9 @@ fn what_we_save_is_what_transformers_loaded() {
 #[test]
 fn bf16_runs_close_to_f32_and_saves_bf16() {
     tch::set_num_threads(1);
-    let f32_model = load(&fixture("tiny-llama")).unwrap();
+    let f32_model = load(&model_fixture("tiny-llama")).unwrap();
     let bf16 = Model::load(
-        &fixture("tiny-llama"),
+        &model_fixture("tiny-llama"),
         LoadOptions {
             dtype: Dtype::Bf16,
             ..LoadOptions::default()

@@ -2,7 +2,7 @@
 //! (`tests/fixtures/model/make_model_fixtures.py`): tiny random Llama, Qwen2 and Mistral
 //! checkpoints in Hugging Face layout, one of them sharded, one with the minimal layout.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use rlmec::generate::sampler::SamplingParams;
 use rlmec::generate::score::score;
@@ -12,33 +12,12 @@ use rlmec::model::{LoadOptions, Model};
 use serde_json::Value;
 use tch::{Kind, Tensor};
 
+use common::{floats, ids, model_fixture, read_json};
+
 const TOL: f64 = 1e-4;
 
-fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/model")
-        .join(name)
-}
-
 fn reference(name: &str) -> Value {
-    let text = std::fs::read_to_string(fixture_dir(name).join("reference.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<i64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
+    read_json(&model_fixture(name).join("reference.json"))
 }
 
 fn matrix(v: &Value) -> Tensor {
@@ -55,7 +34,7 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 fn load(name: &str) -> Model {
     tch::set_num_threads(1);
-    Model::load(&fixture_dir(name), LoadOptions::default()).unwrap()
+    Model::load(&model_fixture(name), LoadOptions::default()).unwrap()
 }
 
 /// Logits of every position of each unpadded prompt equal transformers'.

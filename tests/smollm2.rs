@@ -4,14 +4,17 @@
 //!
 //! Needs `make setup` (the model is not committed); skipped with a note without it.
 
+mod common;
+
 use std::path::Path;
 
 use rlmec::generate::score::score;
 use rlmec::generate::{Finish, GenerateOptions, Request, generate};
 use rlmec::model::batch::Batch;
 use rlmec::model::{LoadOptions, Model};
-use serde_json::Value;
 use tch::Kind;
+
+use common::{floats, ids, model_fixture, read_json};
 
 const MODEL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -21,22 +24,6 @@ const LOGPROB_TOL: f64 = 2e-3;
 /// Below this top-2 logit gap, f32 rounding may legitimately flip the greedy choice.
 const FRAGILE_MARGIN: f64 = 1e-3;
 
-fn ids(v: &Value) -> Vec<i64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect()
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
 #[test]
 fn smollm2_gguf_matches_transformers_token_for_token() {
     if !Path::new(MODEL).exists() {
@@ -44,14 +31,7 @@ fn smollm2_gguf_matches_transformers_token_for_token() {
         return;
     }
     tch::set_num_threads(1);
-    let r: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/model/smollm2_reference.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let r = read_json(&model_fixture("smollm2_reference.json"));
     let model = Model::load(Path::new(MODEL), LoadOptions::default()).unwrap();
     assert_eq!(model.special.eos, vec![2]);
     assert_eq!(model.special.bos, Some(1));

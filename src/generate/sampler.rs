@@ -95,32 +95,38 @@ pub fn choose(logits: &Tensor, params: &SamplingParams, rngs: &mut [&mut ChaCha8
 /// descending probability whose mass reaches `top_p`; the first always), as probabilities
 /// (zero for the rest) and their vocabulary ids.
 ///
-/// Sorting the whole vocabulary every step is the expensive part, so the top
+/// Sorting the whole vocabulary every step is the expensive part, so the most likely
 /// `NUCLEUS_CANDIDATES` are tried first; the result is exact whenever they hold `top_p` of
 /// every row's mass, which is the usual case, and falls back to the full sort otherwise.
 fn nucleus(scaled: &Tensor, top_p: f64) -> (Tensor, Option<Tensor>) {
     let vocab = scaled.size()[1];
     let lse = scaled.logsumexp([-1i64].as_slice(), true);
-    let k = NUCLEUS_CANDIDATES.min(vocab);
-    let (values, order) = scaled.topk(k, -1, true, true);
-    let mut sorted = (values - &lse).exp();
-    let mut order = order;
-    let covered = sorted
-        .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
-        .min()
-        .double_value(&[]);
-    if covered < top_p && k < vocab {
-        let (all_sorted, all_order) = (scaled - &lse).exp().sort(-1, true);
-        sorted = all_sorted;
-        order = all_order;
+    let probs_of = |values: Tensor| (values - &lse).exp();
+    let mut candidates = None;
+    for k in NUCLEUS_CANDIDATES.iter().map(|&k| k.min(vocab)) {
+        let (values, order) = scaled.topk(k, -1, true, true);
+        let sorted = probs_of(values);
+        let covered = sorted
+            .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)
+            .min()
+            .double_value(&[]);
+        if covered >= top_p || k == vocab {
+            candidates = Some((sorted, order));
+            break;
+        }
     }
+    let (sorted, order) = candidates.unwrap_or_else(|| {
+        let (values, order) = scaled.sort(-1, true);
+        (probs_of(values), order)
+    });
     let mass_before = sorted.cumsum(-1, Kind::Float) - &sorted;
     let kept = sorted.where_self(&mass_before.lt(top_p), &sorted.zeros_like());
     (kept, Some(order))
 }
 
-/// How many of the most likely tokens the nucleus tries before sorting the whole vocabulary.
-const NUCLEUS_CANDIDATES: i64 = 256;
+/// How many of the most likely tokens the nucleus tries, in turn, before sorting the whole
+/// vocabulary (a full sort of 16 × 49152 logits costs ~28 ms here, a top-256 ~1.4 ms).
+const NUCLEUS_CANDIDATES: [i64; 2] = [256, 4096];
 
 #[cfg(test)]
 mod tests {
@@ -178,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_flat_distribution_falls_back_to_the_full_sort() {
-        // 1000 equal tokens: the top 256 hold 25.6% < top_p, so all are sorted; the nucleus
+        // 1000 equal tokens: the top 256 hold 25.6% < top_p, so all are ranked; the nucleus
         // of 0.5 is any 500 of them, and every draw must be a valid id.
         let logits = Tensor::zeros([1, 1000], (Kind::Float, tch::Device::Cpu));
         let params = SamplingParams {

@@ -7,7 +7,6 @@
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -33,16 +32,6 @@ pub fn bar(total: u64, label: &str) -> ProgressBar {
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
     add(ProgressBar::new(total).with_style(style), label)
-}
-
-/// A spinner for loops of unknown length.
-pub fn spinner(label: &str) -> ProgressBar {
-    let style =
-        ProgressStyle::with_template("{prefix:>12.cyan.bold} {spinner} {pos} {elapsed} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
-    let pb = add(ProgressBar::new_spinner().with_style(style), label);
-    pb.enable_steady_tick(Duration::from_millis(200));
-    pb
 }
 
 fn add(pb: ProgressBar, label: &str) -> ProgressBar {

@@ -4,7 +4,7 @@
 //! real tokens of each row from 0, as transformers' `generate` does; right padding
 //! (scoring, training) numbers every column from 0.
 
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 #[derive(Debug)]
 pub struct Batch {
@@ -70,10 +70,6 @@ impl Batch {
         } else {
             j
         }
-    }
-
-    pub fn kind_mask(&self, kind: Kind) -> Tensor {
-        self.mask.to_kind(kind)
     }
 }
 

@@ -22,15 +22,6 @@ impl KvCache {
         }
     }
 
-    /// Positions filled so far.
-    pub fn len(&self) -> i64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Write `k`, `v` [B, KV, T, D] after the filled positions of `layer`; returns the
     /// keys and values of every filled position including these.
     pub fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> (Tensor, Tensor) {
@@ -69,18 +60,5 @@ impl KvCache {
                 .copy_(&t.narrow(2, 0, self.len));
             *t = bigger;
         }
-    }
-
-    /// Bytes held (for memory reports).
-    pub fn bytes(&self) -> i64 {
-        let elem = match self.keys.first().map(Tensor::kind) {
-            Some(Kind::Float) => 4,
-            _ => 2,
-        };
-        self.keys
-            .iter()
-            .chain(&self.values)
-            .map(|t| t.numel() as i64 * elem)
-            .sum()
     }
 }

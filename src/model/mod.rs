@@ -224,10 +224,6 @@ impl Model {
         &self.vs
     }
 
-    pub fn var_store_mut(&mut self) -> &mut nn::VarStore {
-        &mut self.vs
-    }
-
     pub fn device(&self) -> Device {
         self.vs.device()
     }

@@ -214,10 +214,7 @@ fn batched_generation_with_padding_equals_one_by_one() {
                 "request {i} with {:?}",
                 opts.sampling
             );
-            assert_eq!(
-                together[i].ids.len(),
-                req.max_new_tokens.min(together[i].ids.len())
-            );
+            assert!(together[i].ids.len() <= req.max_new_tokens);
         }
         assert_eq!(together[0].ids.len(), 5);
         assert_eq!(together[0].finish, Finish::Length);

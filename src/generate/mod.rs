@@ -192,7 +192,7 @@ fn generate_batch(
         Some(&mut cache),
     );
     let mut logits = net
-        .logits(&hidden.select(1, batch.width - 1))
+        .decode_logits(&hidden.select(1, batch.width - 1))
         .to_kind(Kind::Float);
     let mut next_pos = Tensor::from_slice(&batch.lens).to_device(device);
     // Rows still decoding, in batch order.
@@ -208,16 +208,15 @@ fn generate_batch(
         } else {
             logits.shallow_clone()
         };
-        let mut rngs: Vec<&mut ChaCha8Rng> = Vec::new();
-        for (r, row) in rows.iter_mut().enumerate() {
-            if live.contains(&r) {
-                rngs.push(&mut row.rng);
-            }
-        }
+        let mut rngs: Vec<&mut ChaCha8Rng> = rows
+            .iter_mut()
+            .filter(|row| row.finish.is_none())
+            .map(|row| &mut row.rng)
+            .collect();
         let next = sampler::choose(&allowed, &opts.sampling, &mut rngs);
-        let logp = logits
-            .log_softmax(-1, Kind::Float)
-            .gather(1, &next.unsqueeze(1), false);
+        // log_softmax at the chosen ids only: no [B, vocab] output per step.
+        let logp = logits.gather(1, &next.unsqueeze(1), false)
+            - logits.logsumexp([-1i64].as_slice(), true);
         let next_ids =
             Vec::<i64>::try_from(&next).map_err(|e| GenerateError::Torch(e.to_string()))?;
         let next_logp = Vec::<f32>::try_from(logp.squeeze_dim(1))
@@ -255,7 +254,8 @@ fn generate_batch(
             live = keep.iter().map(|&s| live[s as usize]).collect();
         }
         let b = live.len() as i64;
-        key_mask = Tensor::cat(&[&key_mask, &key_mask.ones_like().narrow(1, 0, 1)], 1);
+        let new_key = Tensor::ones([b, 1], (key_mask.kind(), device));
+        key_mask = Tensor::cat(&[&key_mask, &new_key], 1);
         let hidden = net.forward_hidden(
             &tokens.view([b, 1]),
             &next_pos.view([b, 1]),

@@ -122,14 +122,18 @@ impl Checker {
         let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         let first_visit = self.checked.insert(key);
         let ast = self.compile(path)?;
-        let own = script_functions(&ast, false);
         if first_visit {
-            self.check_calls(path, &ast, &own);
+            // What a plain call in this file can reach: the natives and its own functions.
+            let mut visible = self.natives.clone();
+            for (name, arities) in script_functions(&ast, false) {
+                visible.entry(name).or_default().extend(arities);
+            }
+            self.check_calls(path, &ast, &visible);
         }
         Some(script_functions(&ast, true))
     }
 
-    fn check_calls(&mut self, path: &Path, ast: &AST, own: &Arities) {
+    fn check_calls(&mut self, path: &Path, ast: &AST, visible: &Arities) {
         let (calls, imports, variables) = collect(ast);
         let mut modules: HashMap<String, Option<Arities>> = HashMap::new();
         for (module, alias, pos) in imports {
@@ -148,7 +152,7 @@ impl Checker {
         }
         for call in calls {
             let known = match &call.namespace {
-                None => self.unknown_call(&call, own, &variables),
+                None => unknown_call(&call, visible, &variables),
                 Some(ns) => match modules.get(ns) {
                     Some(Some(exports)) => unknown_in(exports, &call, &format!("module `{ns}`")),
                     // The module failed to load (already reported) or is nested: no verdict.
@@ -161,31 +165,23 @@ impl Checker {
             }
         }
     }
+}
 
-    fn unknown_call(
-        &self,
-        call: &Call,
-        own: &Arities,
-        variables: &HashSet<String>,
-    ) -> Option<String> {
-        let mut all = self.natives.clone();
-        for (name, arities) in own {
-            all.entry(name.clone()).or_default().extend(arities);
-        }
-        let problem = unknown_in(
-            &all,
-            call,
-            "natives, Rhai's standard library or this script",
-        )?;
-        // Rhai does not call a function pointer held in a variable by the variable's name.
-        if !call.method && !all.contains_key(&call.name) && variables.contains(&call.name) {
-            return Some(format!(
-                "`{0}` is a variable, not a function; call the function it holds with `{0}.call(...)`",
-                call.name
-            ));
-        }
-        Some(problem)
+/// A plain (un-namespaced) call checked against what the file can reach.
+fn unknown_call(call: &Call, visible: &Arities, variables: &HashSet<String>) -> Option<String> {
+    let problem = unknown_in(
+        visible,
+        call,
+        "natives, Rhai's standard library or this script",
+    )?;
+    // Rhai does not call a function pointer held in a variable by the variable's name.
+    if !call.method && !visible.contains_key(&call.name) && variables.contains(&call.name) {
+        return Some(format!(
+            "`{0}` is a variable, not a function; call the function it holds with `{0}.call(...)`",
+            call.name
+        ));
     }
+    Some(problem)
 }
 
 /// `None` when `call` names a function of `known` with its arity, else why not.

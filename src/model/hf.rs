@@ -143,13 +143,18 @@ fn optional_json(path: &Path) -> Result<Option<Value>, ModelError> {
     }
 }
 
+/// The error for a failed save of `path`, from a message.
+fn save_error(path: &Path) -> impl Fn(String) -> ModelError + '_ {
+    move |message| ModelError::Save {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
 /// Write `model` to `dir` in Hugging Face layout. The files are written into a sibling
 /// temporary directory that replaces `dir` only once complete.
 pub fn save(model: &Model, dir: &Path) -> Result<(), ModelError> {
-    let save_error = |message: String| ModelError::Save {
-        path: dir.to_path_buf(),
-        message,
-    };
+    let save_error = save_error(dir);
     let parent = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -179,10 +184,7 @@ pub fn save(model: &Model, dir: &Path) -> Result<(), ModelError> {
 }
 
 fn write_checkpoint(model: &Model, dir: &Path) -> Result<(), ModelError> {
-    let save_error = |message: String| ModelError::Save {
-        path: dir.to_path_buf(),
-        message,
-    };
+    let save_error = save_error(dir);
     let mut config = model.config.to_hf_json();
     if let Some(obj) = config.as_object_mut() {
         // transformers 5 reads `dtype`, 4.x `torch_dtype`.
@@ -220,10 +222,7 @@ fn eos_json(eos: &[i64]) -> Value {
 
 /// Every parameter, by name, with the `{"format": "pt"}` metadata transformers expects.
 fn write_safetensors(vars: &HashMap<String, Tensor>, path: &Path) -> Result<(), ModelError> {
-    let save_error = |message: String| ModelError::Save {
-        path: path.to_path_buf(),
-        message,
-    };
+    let save_error = save_error(path);
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
     let mut buffers = Vec::with_capacity(names.len());

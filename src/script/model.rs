@@ -69,13 +69,21 @@ fn int_array<T: Copy + Into<Dynamic>>(values: &[T]) -> Array {
     values.iter().map(|&v| v.into()).collect()
 }
 
+/// Log-probabilities as a script array of floats.
+fn float_array(values: &[f32]) -> Array {
+    values
+        .iter()
+        .map(|&x| Dynamic::from_float(f64::from(x)))
+        .collect()
+}
+
 /// Language models: load a GGUF file or a Hugging Face directory, tokenize, generate with
 /// a KV cache, score continuations, save in Hugging Face layout.
 #[export_module]
 pub mod model_api {
     use std::path::Path;
 
-    use super::{ModelHandle, Res, ids_of, int_array, tokens_of};
+    use super::{ModelHandle, Res, float_array, ids_of, int_array, tokens_of};
     use crate::generate::sampler::SamplingParams;
     use crate::generate::{
         GenerateOptions, Request, generate as run_generate, score::score as run_score,
@@ -235,14 +243,7 @@ pub mod model_api {
                 let mut m = rhai::Map::new();
                 m.insert("text".into(), g.text.into());
                 m.insert("ids".into(), int_array(&g.ids).into());
-                m.insert(
-                    "logprobs".into(),
-                    g.logprobs
-                        .iter()
-                        .map(|&x| Dynamic::from_float(x as f64))
-                        .collect::<rhai::Array>()
-                        .into(),
-                );
+                m.insert("logprobs".into(), float_array(&g.logprobs).into());
                 m.insert("finish".into(), g.finish.as_str().into());
                 m.into()
             })
@@ -306,15 +307,7 @@ pub mod model_api {
             })
             .collect::<Res<Vec<_>>>()?;
         let out = run_score(&model, &pairs, batch_size).map_err(|e| format!("score: {e}"))?;
-        Ok(out
-            .into_iter()
-            .map(|lp| {
-                lp.iter()
-                    .map(|&x| Dynamic::from_float(x as f64))
-                    .collect::<rhai::Array>()
-                    .into()
-            })
-            .collect())
+        Ok(out.into_iter().map(|lp| float_array(&lp).into()).collect())
     }
 
     /// Save in Hugging Face layout (`config.json`, `model.safetensors`, `tokenizer.json`,

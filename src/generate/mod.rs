@@ -17,6 +17,7 @@ use tch::{Kind, Tensor};
 
 use crate::model::Model;
 use crate::model::batch::Batch;
+use crate::model::gemv;
 use crate::model::kv_cache::KvCache;
 use crate::tokenize::TokenizeError;
 use sampler::SamplingParams;
@@ -200,6 +201,7 @@ fn generate_batch(
         .filter(|&r| rows[r].finish.is_none())
         .collect();
     let eos = Tensor::from_slice(&model.special.eos).to_device(device);
+    let threads = gemv::DecodeThreads::new(device);
 
     for step in 0..max_new {
         // The choice may not end the row yet; the reported log-probabilities stay the model's.
@@ -254,6 +256,7 @@ fn generate_batch(
             live = keep.iter().map(|&s| live[s as usize]).collect();
         }
         let b = live.len() as i64;
+        threads.set_rows(live.len());
         let new_key = Tensor::ones([b, 1], (key_mask.kind(), device));
         key_mask = Tensor::cat(&[&key_mask, &new_key], 1);
         let hidden = net.forward_hidden(

@@ -13,6 +13,7 @@ pub mod model;
 pub mod progress;
 pub mod script;
 pub mod tokenize;
+pub mod train;
 
 /// The libtorch this binary was built against (from `.deps/libtorch/build-version`).
 pub const LIBTORCH_VERSION: &str = env!("RLMEC_LIBTORCH_VERSION");

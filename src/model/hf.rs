@@ -25,13 +25,19 @@ pub fn load(dir: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
     let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
     let special = special_tokens(dir, &config, &tokenizer)?;
     let model = Model::new(config, tokenizer, special, opts, dir)?;
+    reload_weights(&model, dir)?;
+    Ok(model.finish_load())
+}
+
+/// Overwrite `model`'s parameters with the weights saved in `dir` (a checkpoint of the same
+/// architecture); every parameter must be there.
+pub fn reload_weights(model: &Model, dir: &Path) -> Result<(), ModelError> {
     let vars = model.vs.variables();
     let mut filler = Filler::new(&vars, dir);
     for file in weight_files(dir)? {
         read_safetensors(&file, |name, tensor| filler.put(name, &tensor))?;
     }
-    filler.finish()?;
-    Ok(model.finish_load())
+    filler.finish()
 }
 
 /// Parse a JSON file into `T`; a missing field or a wrong type names the file.
@@ -68,7 +74,7 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
 }
 
 /// Hand every tensor of a safetensors file to `put`, memory-mapped (one copy per tensor).
-fn read_safetensors(
+pub fn read_safetensors(
     path: &Path,
     mut put: impl FnMut(&str, Tensor) -> Result<(), ModelError>,
 ) -> Result<(), ModelError> {
@@ -183,6 +189,25 @@ pub fn save(model: &Model, dir: &Path) -> Result<(), ModelError> {
     written
 }
 
+/// Write `model`'s files into the existing directory `dir`, leaving its other contents (a
+/// training run's metrics and checkpoints) alone; each file is replaced atomically.
+pub fn save_into(model: &Model, dir: &Path) -> Result<(), ModelError> {
+    let save_error = save_error(dir);
+    let tmp = dir.join(format!(".model.partial-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).map_err(|e| save_error(e.to_string()))?;
+    let written = write_checkpoint(model, &tmp).and_then(|()| {
+        for entry in fs::read_dir(&tmp).map_err(|e| save_error(e.to_string()))? {
+            let from = entry.map_err(|e| save_error(e.to_string()))?.path();
+            let to = dir.join(from.file_name().expect("a directory entry has a name"));
+            fs::rename(&from, &to).map_err(|e| save_error(e.to_string()))?;
+        }
+        Ok(())
+    });
+    let _ = fs::remove_dir_all(&tmp);
+    written
+}
+
 fn write_checkpoint(model: &Model, dir: &Path) -> Result<(), ModelError> {
     let save_error = save_error(dir);
     let mut config = model.config.to_hf_json();
@@ -221,7 +246,7 @@ fn eos_json(eos: &[i64]) -> Value {
 }
 
 /// Every parameter, by name, with the `{"format": "pt"}` metadata transformers expects.
-fn write_safetensors(vars: &HashMap<String, Tensor>, path: &Path) -> Result<(), ModelError> {
+pub fn write_safetensors(vars: &HashMap<String, Tensor>, path: &Path) -> Result<(), ModelError> {
     let save_error = save_error(path);
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();

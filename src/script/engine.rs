@@ -3,7 +3,7 @@
 
 use rhai::{Engine, Module};
 
-use super::{ScriptContext, config, io, model, progress, resolver, torch};
+use super::{ScriptContext, config, io, model, progress, resolver, tensor, torch, train};
 use crate::logging::PRINT_TARGET;
 
 /// A domain's natives: its `#[export_module]` plus what a plugin module cannot declare
@@ -21,6 +21,8 @@ pub const DOMAINS: &[Domain] = &[
     progress::DOMAIN,
     torch::DOMAIN,
     model::DOMAIN,
+    tensor::DOMAIN,
+    train::DOMAIN,
 ];
 
 impl Domain {

@@ -20,7 +20,9 @@ mod io;
 pub mod model;
 mod options;
 mod progress;
+pub mod tensor;
 mod torch;
+mod train;
 
 pub use context::ScriptContext;
 pub use engine::{DOMAINS, Domain, build_engine};

@@ -66,6 +66,24 @@ impl<'a> Options<'a> {
         }
     }
 
+    pub fn bool(&mut self, key: &'static str, default: bool) -> Res<bool> {
+        match self.take(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_bool()
+                .map_err(|_| self.wrong(key, "true or false", &v)),
+        }
+    }
+
+    /// A count that may be absent.
+    pub fn optional_count(&mut self, key: &'static str) -> Res<Option<usize>> {
+        if self.map.get(key).is_none_or(Dynamic::is_unit) {
+            self.known.insert(key);
+            return Ok(None);
+        }
+        self.count(key, 0).map(Some)
+    }
+
     pub fn string(&mut self, key: &'static str, default: &str) -> Res<String> {
         match self.take(key) {
             None => Ok(default.to_string()),

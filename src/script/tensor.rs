@@ -1,0 +1,515 @@
+//! Tensor natives: thin handles over torch tensors, so that a script can define a training
+//! objective from the per-token quantities of a batch.
+
+use std::sync::{Arc, Mutex};
+
+use rhai::plugin::*;
+
+use super::engine::Domain;
+
+pub const DOMAIN: Domain = Domain {
+    name: "tensor",
+    module: || exported_module!(tensor_api),
+    extra: |_| {},
+};
+
+/// A torch tensor held by a script. Cloning shares the tensor (as Python references do).
+#[derive(Clone)]
+pub struct TensorHandle(Arc<Mutex<tch::Tensor>>);
+
+impl TensorHandle {
+    pub fn new(t: tch::Tensor) -> Self {
+        Self(Arc::new(Mutex::new(t)))
+    }
+
+    /// The tensor (shares storage and autograd history).
+    pub fn get(&self) -> tch::Tensor {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .shallow_clone()
+    }
+}
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+/// A tensor, or a number broadcast as one (on `like`'s device and dtype).
+fn operand(value: &Dynamic, like: &tch::Tensor, what: &str) -> Res<tch::Tensor> {
+    if let Some(t) = value.read_lock::<TensorHandle>() {
+        return Ok(t.get());
+    }
+    let x = value
+        .as_float()
+        .or_else(|_| value.as_int().map(|i| i as f64))
+        .map_err(|_| {
+            format!(
+                "{what}: expected a Tensor or a number, got {}",
+                value.type_name()
+            )
+        })?;
+    Ok(tch::Tensor::scalar_tensor(x, (like.kind(), like.device())))
+}
+
+/// Runs a torch operation, turning its errors (shape mismatches …) into script errors.
+fn torch<T>(what: &str, f: impl FnOnce() -> Result<T, tch::TchError>) -> Res<T> {
+    f().map_err(|e| {
+        let first = e.to_string();
+        let first = first.lines().next().unwrap_or_default().to_string();
+        format!("{what}: {first}").into()
+    })
+}
+
+fn binary(
+    what: &str,
+    a: &tch::Tensor,
+    b: &tch::Tensor,
+    op: fn(&tch::Tensor, &tch::Tensor) -> Result<tch::Tensor, tch::TchError>,
+) -> Res<TensorHandle> {
+    torch(what, || op(a, b)).map(TensorHandle::new)
+}
+
+/// Tensors: arithmetic (`+ - * /` with tensors or numbers, either side), `exp`, `log`,
+/// `clamp`, `min`/`max`, `sum`/`mean`, comparisons as 0/1 masks, `gather`, `detach`,
+/// `shape`. A training objective receives a map of them (see `m.train`) and returns a
+/// scalar tensor; gradients flow through everything but `detach`.
+#[export_module]
+pub mod tensor_api {
+    use rhai::Array;
+
+    use super::{Res, TensorHandle, binary, operand, torch};
+
+    /// A torch tensor (f32 unless made otherwise).
+    pub type Tensor = TensorHandle;
+
+    /// A tensor from an array of numbers, or an array of equally long arrays (2-D).
+    ///
+    /// ```rhai
+    /// let t = tensor([[1.0, 2.0], [3.0, 4.0]]);
+    /// print(t.shape);   // [2, 2]
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn tensor(values: Array) -> Res<Tensor> {
+        let number = |v: &Dynamic, at: String| -> Res<f32> {
+            v.as_float()
+                .or_else(|_| v.as_int().map(|i| i as f64))
+                .map(|x| x as f32)
+                .map_err(|_| {
+                    format!("tensor: element {at} is {}, not a number", v.type_name()).into()
+                })
+        };
+        let rows: Option<Vec<Array>> = values
+            .iter()
+            .map(|v| v.read_lock::<Array>().map(|a| a.clone()))
+            .collect();
+        match rows {
+            Some(rows) if !rows.is_empty() => {
+                let width = rows[0].len();
+                let mut flat = Vec::with_capacity(rows.len() * width);
+                for (i, row) in rows.iter().enumerate() {
+                    if row.len() != width {
+                        return Err(format!(
+                            "tensor: row {i} has {} elements, row 0 has {width}",
+                            row.len()
+                        )
+                        .into());
+                    }
+                    for (j, v) in row.iter().enumerate() {
+                        flat.push(number(v, format!("[{i}][{j}]"))?);
+                    }
+                }
+                Ok(TensorHandle::new(
+                    tch::Tensor::from_slice(&flat).view([rows.len() as i64, width as i64]),
+                ))
+            }
+            _ => {
+                let flat: Vec<f32> = values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| number(v, format!("[{i}]")))
+                    .collect::<Res<_>>()?;
+                Ok(TensorHandle::new(tch::Tensor::from_slice(&flat)))
+            }
+        }
+    }
+
+    /// Element-wise sum; either side may be a number.
+    ///
+    /// ```rhai
+    /// let t = tensor([1.0, 2.0]) + 1;
+    /// let u = 0.5 + t + t;
+    /// ```
+    #[rhai_fn(name = "+", return_raw)]
+    pub fn add(a: &mut Tensor, b: Dynamic) -> Res<Tensor> {
+        let a = a.get();
+        binary("+", &a, &operand(&b, &a, "+")?, |x, y| x.f_add(y))
+    }
+
+    /// Element-wise sum with a number on the left.
+    ///
+    /// ```rhai
+    /// let t = 1.0 + tensor([1.0, 2.0]);
+    /// ```
+    #[rhai_fn(name = "+", return_raw)]
+    pub fn radd(a: Dynamic, b: Tensor) -> Res<Tensor> {
+        let b = b.get();
+        binary("+", &operand(&a, &b, "+")?, &b, |x, y| x.f_add(y))
+    }
+
+    /// Element-wise difference; either side may be a number.
+    ///
+    /// ```rhai
+    /// let t = tensor([1.0, 2.0]) - tensor([0.5, 0.5]);
+    /// ```
+    #[rhai_fn(name = "-", return_raw)]
+    pub fn sub(a: &mut Tensor, b: Dynamic) -> Res<Tensor> {
+        let a = a.get();
+        binary("-", &a, &operand(&b, &a, "-")?, |x, y| x.f_sub(y))
+    }
+
+    /// Element-wise difference with a number on the left.
+    ///
+    /// ```rhai
+    /// let t = 1 - tensor([0.25, 0.5]);
+    /// ```
+    #[rhai_fn(name = "-", return_raw)]
+    pub fn rsub(a: Dynamic, b: Tensor) -> Res<Tensor> {
+        let b = b.get();
+        binary("-", &operand(&a, &b, "-")?, &b, |x, y| x.f_sub(y))
+    }
+
+    /// Negation.
+    ///
+    /// ```rhai
+    /// let t = -tensor([1.0, -2.0]);
+    /// ```
+    #[rhai_fn(name = "-")]
+    pub fn neg(a: Tensor) -> Tensor {
+        TensorHandle::new(-a.get())
+    }
+
+    /// Element-wise product; either side may be a number.
+    ///
+    /// ```rhai
+    /// let t = tensor([1.0, 2.0]) * 3;
+    /// ```
+    #[rhai_fn(name = "*", return_raw)]
+    pub fn mul(a: &mut Tensor, b: Dynamic) -> Res<Tensor> {
+        let a = a.get();
+        binary("*", &a, &operand(&b, &a, "*")?, |x, y| x.f_mul(y))
+    }
+
+    /// Element-wise product with a number on the left.
+    ///
+    /// ```rhai
+    /// let t = 0.5 * tensor([1.0, 2.0]);
+    /// ```
+    #[rhai_fn(name = "*", return_raw)]
+    pub fn rmul(a: Dynamic, b: Tensor) -> Res<Tensor> {
+        let b = b.get();
+        binary("*", &operand(&a, &b, "*")?, &b, |x, y| x.f_mul(y))
+    }
+
+    /// Element-wise quotient; either side may be a number.
+    ///
+    /// ```rhai
+    /// let t = tensor([1.0, 2.0]) / 4;
+    /// ```
+    #[rhai_fn(name = "/", return_raw)]
+    pub fn div(a: &mut Tensor, b: Dynamic) -> Res<Tensor> {
+        let a = a.get();
+        binary("/", &a, &operand(&b, &a, "/")?, |x, y| x.f_div(y))
+    }
+
+    /// Element-wise quotient with a number on the left.
+    ///
+    /// ```rhai
+    /// let t = 1 / tensor([2.0, 4.0]);
+    /// ```
+    #[rhai_fn(name = "/", return_raw)]
+    pub fn rdiv(a: Dynamic, b: Tensor) -> Res<Tensor> {
+        let b = b.get();
+        binary("/", &operand(&a, &b, "/")?, &b, |x, y| x.f_div(y))
+    }
+
+    /// Element-wise `e^x`.
+    ///
+    /// ```rhai
+    /// let t = tensor([0.0, 1.0]).exp();
+    /// ```
+    pub fn exp(t: &mut Tensor) -> Tensor {
+        TensorHandle::new(t.get().exp())
+    }
+
+    /// Element-wise natural logarithm.
+    ///
+    /// ```rhai
+    /// let t = tensor([1.0, 2.718281828]).log();
+    /// ```
+    pub fn log(t: &mut Tensor) -> Tensor {
+        TensorHandle::new(t.get().log())
+    }
+
+    /// Element-wise absolute value.
+    ///
+    /// ```rhai
+    /// let t = tensor([-1.0, 2.0]).abs();
+    /// ```
+    pub fn abs(t: &mut Tensor) -> Tensor {
+        TensorHandle::new(t.get().abs())
+    }
+
+    /// Element-wise square root.
+    ///
+    /// ```rhai
+    /// let t = tensor([4.0, 9.0]).sqrt();
+    /// ```
+    pub fn sqrt(t: &mut Tensor) -> Tensor {
+        TensorHandle::new(t.get().sqrt())
+    }
+
+    /// Element-wise power.
+    ///
+    /// ```rhai
+    /// let t = tensor([2.0, 3.0]).pow(2.0);
+    /// ```
+    pub fn pow(t: &mut Tensor, exponent: f64) -> Tensor {
+        TensorHandle::new(t.get().pow_tensor_scalar(exponent))
+    }
+
+    /// Values limited to `[lo, hi]`.
+    ///
+    /// ```rhai
+    /// let ratio = tensor([0.5, 1.0, 2.0]);
+    /// let clipped = ratio.clamp(0.7, 1.3);   // [0.7, 1.0, 1.3]
+    /// ```
+    pub fn clamp(t: &mut Tensor, lo: f64, hi: f64) -> Tensor {
+        TensorHandle::new(t.get().clamp(lo, hi))
+    }
+
+    /// Element-wise minimum of a tensor and a tensor or a number.
+    ///
+    /// ```rhai
+    /// let a = tensor([1.0, 5.0]);
+    /// let m = min(a, tensor([2.0, 3.0]));   // [1.0, 3.0]
+    /// let n = min(a, 2.0);                  // [1.0, 2.0]
+    /// ```
+    #[rhai_fn(name = "min", return_raw)]
+    pub fn minimum(a: Tensor, b: Dynamic) -> Res<Tensor> {
+        let a = a.get();
+        binary("min", &a, &operand(&b, &a, "min")?, |x, y| x.f_minimum(y))
+    }
+
+    /// Element-wise maximum of a tensor and a tensor or a number.
+    ///
+    /// ```rhai
+    /// let count = max(tensor([0.0]), 1.0);   // guard a division
+    /// ```
+    #[rhai_fn(name = "max", return_raw)]
+    pub fn maximum(a: Tensor, b: Dynamic) -> Res<Tensor> {
+        let a = a.get();
+        binary("max", &a, &operand(&b, &a, "max")?, |x, y| x.f_maximum(y))
+    }
+
+    /// Sum of all elements (a scalar tensor).
+    ///
+    /// ```rhai
+    /// let s = tensor([[1.0, 2.0], [3.0, 4.0]]).sum();   // 10
+    /// ```
+    pub fn sum(t: &mut Tensor) -> Tensor {
+        TensorHandle::new(t.get().sum(tch::Kind::Float))
+    }
+
+    /// Sum along dimension `dim` (negative counts from the end).
+    ///
+    /// ```rhai
+    /// let per_row = tensor([[1.0, 2.0], [3.0, 4.0]]).sum(-1);   // [3, 7]
+    /// ```
+    #[rhai_fn(name = "sum", return_raw)]
+    pub fn sum_dim(t: &mut Tensor, dim: i64) -> Res<Tensor> {
+        let t = t.get();
+        torch("sum", || t.f_sum_dim_intlist(dim, false, tch::Kind::Float)).map(TensorHandle::new)
+    }
+
+    /// Mean of all elements (a scalar tensor).
+    ///
+    /// ```rhai
+    /// let m = tensor([1.0, 2.0, 3.0]).mean();   // 2
+    /// ```
+    pub fn mean(t: &mut Tensor) -> Tensor {
+        TensorHandle::new(t.get().mean(tch::Kind::Float))
+    }
+
+    /// Mean along dimension `dim`.
+    ///
+    /// ```rhai
+    /// let per_row = tensor([[1.0, 3.0], [3.0, 5.0]]).mean(1);   // [2, 4]
+    /// ```
+    #[rhai_fn(name = "mean", return_raw)]
+    pub fn mean_dim(t: &mut Tensor, dim: i64) -> Res<Tensor> {
+        let t = t.get();
+        torch("mean", || t.f_mean_dim(dim, false, tch::Kind::Float)).map(TensorHandle::new)
+    }
+
+    /// 1.0 where the element differs from `x` (a number or tensor), else 0.0.
+    ///
+    /// ```rhai
+    /// let reward = tensor([0.0, -0.1, 0.2]);
+    /// let count = reward.ne(0.0).sum();   // 2
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn ne(t: &mut Tensor, x: Dynamic) -> Res<Tensor> {
+        let t = t.get();
+        let x = operand(&x, &t, "ne")?;
+        torch("ne", || t.f_ne_tensor(&x)?.f_to_kind(t.kind())).map(TensorHandle::new)
+    }
+
+    /// 1.0 where the element equals `x`, else 0.0.
+    ///
+    /// ```rhai
+    /// let m = tensor([1.0, 2.0]).eq(2.0);   // [0, 1]
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn eq(t: &mut Tensor, x: Dynamic) -> Res<Tensor> {
+        let t = t.get();
+        let x = operand(&x, &t, "eq")?;
+        torch("eq", || t.f_eq_tensor(&x)?.f_to_kind(t.kind())).map(TensorHandle::new)
+    }
+
+    /// 1.0 where the element is greater than `x`, else 0.0.
+    ///
+    /// ```rhai
+    /// let positive = tensor([-0.1, 0.0, 0.3]).gt(0.0);   // [0, 0, 1]
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn gt(t: &mut Tensor, x: Dynamic) -> Res<Tensor> {
+        let t = t.get();
+        let x = operand(&x, &t, "gt")?;
+        torch("gt", || t.f_gt_tensor(&x)?.f_to_kind(t.kind())).map(TensorHandle::new)
+    }
+
+    /// 1.0 where the element is less than `x`, else 0.0.
+    ///
+    /// ```rhai
+    /// let negative = tensor([-0.1, 0.0, 0.3]).lt(0.0);   // [1, 0, 0]
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn lt(t: &mut Tensor, x: Dynamic) -> Res<Tensor> {
+        let t = t.get();
+        let x = operand(&x, &t, "lt")?;
+        torch("lt", || t.f_lt_tensor(&x)?.f_to_kind(t.kind())).map(TensorHandle::new)
+    }
+
+    /// `a` where `mask` is non-zero, else `b` (tensors or numbers).
+    ///
+    /// ```rhai
+    /// let r = tensor([0.2, -0.1]);
+    /// let sign = select(r.gt(0.0), 1.0, -1.0);   // [1, -1]
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn select(mask: Tensor, a: Dynamic, b: Dynamic) -> Res<Tensor> {
+        let mask = mask.get();
+        let (a, b) = (operand(&a, &mask, "select")?, operand(&b, &mask, "select")?);
+        torch("select", || a.f_where_self(&mask.f_ne(0.0)?, &b)).map(TensorHandle::new)
+    }
+
+    /// Values picked along `dim` at the integer positions of `index` (a tensor of the same
+    /// rank), as `torch.gather`.
+    ///
+    /// ```rhai
+    /// let t = tensor([[0.1, 0.9], [0.7, 0.3]]);
+    /// let picked = t.gather(1, tensor([[1.0], [0.0]]));   // [[0.9], [0.7]]
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn gather(t: &mut Tensor, dim: i64, index: Tensor) -> Res<Tensor> {
+        let t = t.get();
+        let index = index.get();
+        torch("gather", || {
+            t.f_gather(dim, &index.f_to_kind(tch::Kind::Int64)?, false)
+        })
+        .map(TensorHandle::new)
+    }
+
+    /// The same values without gradient history (no gradient flows back through it).
+    ///
+    /// ```rhai
+    /// let ratio = tensor([0.1]).exp().detach();
+    /// ```
+    pub fn detach(t: &mut Tensor) -> Tensor {
+        TensorHandle::new(t.get().detach())
+    }
+
+    /// A tensor of zeros shaped like `t`.
+    ///
+    /// ```rhai
+    /// let z = tensor([1.0, 2.0]).zeros_like();
+    /// ```
+    pub fn zeros_like(t: &mut Tensor) -> Tensor {
+        TensorHandle::new(t.get().zeros_like())
+    }
+
+    /// A tensor of ones shaped like `t`.
+    ///
+    /// ```rhai
+    /// let o = tensor([1.0, 2.0]).ones_like();
+    /// ```
+    pub fn ones_like(t: &mut Tensor) -> Tensor {
+        TensorHandle::new(t.get().ones_like())
+    }
+
+    /// The dimensions, e.g. `[8, 200]` for a batch's per-token tensors.
+    ///
+    /// ```rhai
+    /// print(tensor([[1.0, 2.0, 3.0]]).shape);   // [1, 3]
+    /// ```
+    #[rhai_fn(get = "shape")]
+    pub fn shape(t: &mut Tensor) -> Array {
+        t.get().size().into_iter().map(Dynamic::from_int).collect()
+    }
+
+    /// The value of a one-element tensor.
+    ///
+    /// ```rhai
+    /// let x = tensor([1.0, 2.0]).sum().item();   // 3.0
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn item(t: &mut Tensor) -> Res<f64> {
+        let t = t.get();
+        if t.numel() != 1 {
+            return Err(format!("item: the tensor has {} elements, not 1", t.numel()).into());
+        }
+        torch("item", || t.f_double_value(&[]))
+    }
+
+    /// The values as an array of floats (flattened).
+    ///
+    /// ```rhai
+    /// let xs = tensor([[1.0, 2.0], [3.0, 4.0]]).to_array();   // [1.0, 2.0, 3.0, 4.0]
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn to_array(t: &mut Tensor) -> Res<Array> {
+        let t = t.get();
+        let flat = torch("to_array", || {
+            t.f_detach()?
+                .f_to_kind(tch::Kind::Double)?
+                .f_to_device(tch::Device::Cpu)?
+                .f_flatten(0, -1)
+        })?;
+        let values = Vec::<f64>::try_from(&flat).map_err(|e| format!("to_array: {e}"))?;
+        Ok(values.into_iter().map(Dynamic::from_float).collect())
+    }
+
+    /// `Tensor[2, 3]`, or the value of a one-element tensor: what `print` shows.
+    ///
+    /// ```rhai
+    /// print(tensor([1.0, 2.0]));
+    /// ```
+    #[rhai_fn(name = "to_string", name = "to_debug")]
+    pub fn describe(t: &mut Tensor) -> String {
+        let t = t.get();
+        if t.numel() == 1 {
+            format!("Tensor({})", t.double_value(&[]))
+        } else {
+            format!("Tensor{:?}", t.size())
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Training natives: `m.train(records, options)` and `rlmec_loss(m, record)`, and the bridge
+//! that lets a script closure be the objective.
+
+use rhai::plugin::*;
+use rhai::{FnPtr, Map};
+
+use super::engine::Domain;
+use super::tensor::TensorHandle;
+use crate::train::objective::{Loss, Objective};
+use crate::train::tokens::TokenBatch;
+
+pub const DOMAIN: Domain = Domain {
+    name: "train",
+    module: || exported_module!(train_api),
+    extra: |_| {},
+};
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+/// The map of per-token tensors a script objective receives.
+fn batch_map(b: &TokenBatch) -> Map {
+    let mut m = Map::new();
+    let mut put = |name: &str, t: &tch::Tensor| {
+        m.insert(
+            name.into(),
+            Dynamic::from(TensorHandle::new(t.shallow_clone())),
+        );
+    };
+    put("logp", &b.logp);
+    put("mask", &b.mask);
+    put("ce", &(-&b.logp));
+    let optional = [
+        ("reward", &b.reward),
+        ("ref_logp", &b.ref_logp),
+        ("reg_logp", &b.reg_logp),
+        ("reg_weight", &b.reg_weight),
+        ("reg_mask", &b.reg_mask),
+    ];
+    for (name, t) in optional {
+        if let Some(t) = t {
+            put(name, t);
+        }
+    }
+    if let Some(reg_logp) = &b.reg_logp {
+        put("reg_ce", &(-reg_logp));
+    }
+    m
+}
+
+/// A script closure as the objective: called with the batch map, it returns a scalar
+/// tensor or a map `#{loss: tensor, <part>: tensor or number, ...}`.
+struct ScriptObjective<'a> {
+    context: &'a NativeCallContext<'a>,
+    function: FnPtr,
+}
+
+impl Objective for ScriptObjective<'_> {
+    fn loss(&mut self, batch: &TokenBatch) -> Result<Loss, String> {
+        let out: Dynamic = self
+            .function
+            .call_within_context(self.context, (batch_map(batch),))
+            .map_err(|e| e.to_string())?;
+        let scalar = |v: &Dynamic, what: &str| -> Result<tch::Tensor, String> {
+            if let Some(t) = v.read_lock::<TensorHandle>() {
+                let t = t.get();
+                return if t.numel() == 1 {
+                    Ok(t.reshape([] as [i64; 0]))
+                } else {
+                    Err(format!(
+                        "{what} must be a scalar tensor, got shape {:?}",
+                        t.size()
+                    ))
+                };
+            }
+            v.as_float()
+                .or_else(|_| v.as_int().map(|i| i as f64))
+                .map(tch::Tensor::from)
+                .map_err(|_| format!("{what} must be a Tensor, got {}", v.type_name()))
+        };
+        if let Some(map) = out.read_lock::<Map>() {
+            let total = map
+                .get("loss")
+                .ok_or("the objective returned a map without `loss`")?;
+            let total = scalar(total, "`loss`")?;
+            let mut parts = Vec::new();
+            for (name, v) in map.iter().filter(|(k, _)| k.as_str() != "loss") {
+                parts.push((name.to_string(), scalar(v, &format!("`{name}`"))?.detach()));
+            }
+            return Ok(Loss { total, parts });
+        }
+        Ok(Loss {
+            total: scalar(&out, "the objective's result")?,
+            parts: Vec::new(),
+        })
+    }
+
+    fn name(&self) -> String {
+        format!("script:{}", self.function.fn_name())
+    }
+}
+
+/// Training: supervised fine-tuning, RLMEC's token-level objective, or an objective written
+/// as a closure over per-token tensors; checkpoints that resume exactly.
+#[export_module]
+pub mod train_api {
+    use std::path::PathBuf;
+
+    use super::{Res, ScriptObjective};
+    use crate::script::model::ModelHandle;
+    use crate::script::options::Options;
+    use crate::train::objective::{self, Objective, RlmecParams};
+    use crate::train::{TrainOptions, examples, tokens, train as run_train};
+
+    /// Train `m` in place on `records` and return what happened.
+    ///
+    /// Records: `{input, output}` (supervised: loss on the output tokens + EOS) or the public
+    /// trainer's `{input, output, regular, reward, ref_prob, weight_regular}` (RLMEC).
+    /// Options (defaults are the paper's RL settings): `objective` (`"sft"`, `"rlmec"` or a
+    /// closure `|batch| ...` returning a scalar tensor or `#{loss, ...parts}`; `batch` holds
+    /// `logp`, `mask`, `ce`, and for RLMEC records `reward`, `ref_logp`, `reg_logp`, `reg_ce`,
+    /// `reg_weight`, `reg_mask`, each [batch, tokens]), `epochs` 3, `lr` 5e-6, `batch_size` 8
+    /// (per micro-batch), `grad_accum` 16, `warmup_ratio` 0.03, `schedule` `"cosine"` |
+    /// `"linear"` | `"constant"`, `weight_decay` 0.0, `max_grad_norm` 1.0, `max_len` 2048,
+    /// `clip_eps` 0.3, `reg_weight` 1.0, `seed` 0, `adam_beta1` 0.9, `adam_beta2` 0.999,
+    /// `adam_eps` 1e-8; run directory `out` (final model in Hugging Face layout,
+    /// `metrics.jsonl`, `checkpoints/`), `checkpoint_every` 100 steps, `keep_checkpoints` 2,
+    /// `resume` true (continue from the newest checkpoint in `out`), `halt_at_step` (stop
+    /// there as if killed).
+    ///
+    /// Returns `#{steps, total_steps, loss, history, skipped, resumed_from, halted, seconds,
+    /// tokens, tokens_per_s, out}`; `history` has one map per step (step, epoch, loss and its
+    /// parts, lr, grad_norm, tokens, tokens_per_s).
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// let data = [#{input: "2 + 2 =", output: " 4"}, #{input: "3 + 3 =", output: " 6"}];
+    /// let stats = m.train(data, #{objective: "sft", epochs: 2, lr: 1e-3, batch_size: 2, grad_accum: 1});
+    /// print(`${stats.steps} steps, loss ${stats.loss}`);
+    /// // The same objective as a closure:
+    /// m.train(data, #{objective: |b| (b.ce * b.mask).sum() / max(b.mask.sum(), 1.0), epochs: 1, lr: 1e-3});
+    /// ```
+    #[rhai_fn(name = "train", return_raw)]
+    pub fn train(
+        context: NativeCallContext,
+        model: &mut ModelHandle,
+        records: rhai::Array,
+        options: rhai::Map,
+    ) -> Res<rhai::Map> {
+        let mut o = Options::new("train", options);
+        let objective = o.take_dynamic("objective");
+        let defaults = TrainOptions::default();
+        let opts = TrainOptions {
+            epochs: o.count("epochs", defaults.epochs)?,
+            lr: o.float("lr", defaults.lr)?,
+            batch_size: o.count("batch_size", defaults.batch_size)?,
+            grad_accum: o.count("grad_accum", defaults.grad_accum)?,
+            warmup_ratio: o.float("warmup_ratio", defaults.warmup_ratio)?,
+            schedule: o
+                .string("schedule", defaults.schedule.as_str())?
+                .parse()
+                .map_err(|e: String| format!("train: {e}"))?,
+            adamw: crate::train::adamw::AdamWConfig {
+                beta1: o.float("adam_beta1", defaults.adamw.beta1)?,
+                beta2: o.float("adam_beta2", defaults.adamw.beta2)?,
+                eps: o.float("adam_eps", defaults.adamw.eps)?,
+                weight_decay: o.float("weight_decay", defaults.adamw.weight_decay)?,
+            },
+            max_grad_norm: o.float("max_grad_norm", defaults.max_grad_norm)?,
+            max_len: o.count("max_len", defaults.max_len)?,
+            rlmec: RlmecParams {
+                clip_eps: o.float("clip_eps", defaults.rlmec.clip_eps)?,
+                reg_weight: o.float("reg_weight", defaults.rlmec.reg_weight)?,
+            },
+            seed: o.int("seed", defaults.seed as i64)? as u64,
+            out: o
+                .take_dynamic("out")
+                .map(|v| v.into_string().map(PathBuf::from))
+                .transpose()
+                .map_err(|t| format!("train: option `out` must be a string, got {t}"))?,
+            checkpoint_every: o.count("checkpoint_every", defaults.checkpoint_every)?,
+            keep_checkpoints: o.count("keep_checkpoints", defaults.keep_checkpoints)?,
+            resume: o.bool("resume", defaults.resume)?,
+            halt_at_step: o.optional_count("halt_at_step")?,
+        };
+        o.finish()?;
+        let mut builtin: Box<dyn Objective> = Box::new(objective::Rlmec(opts.rlmec));
+        let mut script;
+        let objective: &mut dyn Objective = match objective {
+            None => builtin.as_mut(),
+            Some(v) if v.is_fnptr() => {
+                script = ScriptObjective {
+                    context: &context,
+                    function: v.cast::<rhai::FnPtr>(),
+                };
+                &mut script
+            }
+            Some(v) => match v.clone().into_string().as_deref() {
+                Ok("rlmec") => builtin.as_mut(),
+                Ok("sft") => {
+                    builtin = Box::new(objective::Sft);
+                    builtin.as_mut()
+                }
+                _ => {
+                    return Err(format!(
+                        "train: option `objective` must be \"sft\", \"rlmec\" or a closure, got {} {v}",
+                        v.type_name()
+                    )
+                    .into());
+                }
+            },
+        };
+        let records = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                rhai::serde::from_dynamic::<serde_json::Value>(r)
+                    .map_err(|e| format!("train: record {i}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let model = model.lock();
+        let report = run_train(&model, &records, objective, &opts).map_err(|e| e.to_string())?;
+        let mut m = rhai::Map::new();
+        let history: rhai::Array = report
+            .history
+            .iter()
+            .map(|line| rhai::serde::to_dynamic(line).unwrap_or_default())
+            .collect();
+        let last_loss = report
+            .history
+            .last()
+            .and_then(|l| l["loss"].as_f64())
+            .unwrap_or(f64::NAN);
+        m.insert("steps".into(), (report.steps as i64).into());
+        m.insert("total_steps".into(), (report.total_steps as i64).into());
+        m.insert("loss".into(), last_loss.into());
+        m.insert("history".into(), history.into());
+        m.insert("skipped".into(), (report.skipped as i64).into());
+        m.insert(
+            "resumed_from".into(),
+            report
+                .resumed_from
+                .map_or(Dynamic::UNIT, |s| (s as i64).into()),
+        );
+        m.insert("halted".into(), report.halted.into());
+        m.insert("seconds".into(), report.seconds.into());
+        m.insert("tokens".into(), (report.tokens as i64).into());
+        m.insert(
+            "tokens_per_s".into(),
+            (report.tokens as f64 / report.seconds.max(1e-9)).into(),
+        );
+        m.insert(
+            "out".into(),
+            report
+                .out
+                .map_or(Dynamic::UNIT, |p| p.to_string_lossy().into_owned().into()),
+        );
+        Ok(m)
+    }
+
+    /// RLMEC's loss for one record (`{input, output, regular, reward, ref_prob,
+    /// weight_regular}`) under `m`, without any update: `#{loss, loss_rl, loss_reg}` with the
+    /// paper's ε = 0.3 and λ = 1 — the reference a script-defined objective can be checked
+    /// against.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// let n = m.encode(" 2").len() + 1;   // one value per token of output + EOS
+    /// let reward = []; reward.pad(n, 0.2);
+    /// let ref_prob = []; ref_prob.pad(n, -1.5);
+    /// let weight = []; weight.pad(n, 0.5);
+    /// let r = #{input: "Q: 1 + 1?", output: " 2", regular: " 2",
+    ///           reward: reward, ref_prob: ref_prob, weight_regular: weight};
+    /// let l = rlmec_loss(m, r);
+    /// print(`${l.loss} = ${l.loss_rl} + ${l.loss_reg}`);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn rlmec_loss(model: ModelHandle, record: rhai::Map) -> Res<rhai::Map> {
+        rlmec_loss_with(model, record, rhai::Map::new())
+    }
+
+    /// [`rlmec_loss`] with `#{clip_eps, reg_weight}`.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// let n = m.encode(" 2").len() + 1;
+    /// let reward = []; reward.pad(n, -0.1);
+    /// let ref_prob = []; ref_prob.pad(n, -1.5);
+    /// let weight = []; weight.pad(n, 1.0);
+    /// let r = #{input: "Q: 1 + 1?", output: " 2", regular: " 2",
+    ///           reward: reward, ref_prob: ref_prob, weight_regular: weight};
+    /// let l = rlmec_loss(m, r, #{clip_eps: 0.2, reg_weight: 0.0});
+    /// ```
+    #[rhai_fn(name = "rlmec_loss", return_raw)]
+    pub fn rlmec_loss_with(
+        model: ModelHandle,
+        record: rhai::Map,
+        options: rhai::Map,
+    ) -> Res<rhai::Map> {
+        let mut o = Options::new("rlmec_loss", options);
+        let defaults = RlmecParams::default();
+        let params = RlmecParams {
+            clip_eps: o.float("clip_eps", defaults.clip_eps)?,
+            reg_weight: o.float("reg_weight", defaults.reg_weight)?,
+        };
+        o.finish()?;
+        let record = rhai::serde::from_dynamic::<serde_json::Value>(&record.into())
+            .map_err(|e| format!("rlmec_loss: {e}"))?;
+        let model = model.lock();
+        let example = examples::tokenize(&model, &[record], examples::RecordKind::Rlmec)
+            .map_err(|e| format!("rlmec_loss: {e}"))?
+            .remove(0);
+        let loss = tch::no_grad(|| {
+            let batch = tokens::forward(&model, &[&example]);
+            objective::rlmec_loss(&batch, params)
+        })
+        .map_err(|e| format!("rlmec_loss: {e}"))?;
+        let mut m = rhai::Map::new();
+        m.insert("loss".into(), loss.total.double_value(&[]).into());
+        for (name, t) in loss.parts {
+            m.insert(name.into(), t.double_value(&[]).into());
+        }
+        Ok(m)
+    }
+}

@@ -1,0 +1,124 @@
+//! Everything that shapes a training run, with the paper's defaults where it has them.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use super::adamw::AdamWConfig;
+use super::objective::RlmecParams;
+use super::schedule::Schedule;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Examples per micro-batch (one forward/backward); losses are normalised per
+    /// micro-batch, as in the public trainer.
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step (effective batch = batch_size × grad_accum).
+    pub grad_accum: usize,
+    pub warmup_ratio: f64,
+    pub schedule: Schedule,
+    pub adamw: AdamWConfig,
+    /// Clip the global gradient norm to this (0: no clipping).
+    pub max_grad_norm: f64,
+    /// Prompt + sequence tokens per row; longer sequences are cut.
+    pub max_len: usize,
+    pub rlmec: RlmecParams,
+    pub seed: u64,
+    /// Run directory: the final model (Hugging Face layout), `metrics.jsonl`, `checkpoints/`.
+    pub out: Option<PathBuf>,
+    /// Optimiser steps between checkpoints (0: only at the end).
+    pub checkpoint_every: usize,
+    /// Checkpoints kept (the newest ones).
+    pub keep_checkpoints: usize,
+    /// Continue from the newest checkpoint in `out` when there is one.
+    pub resume: bool,
+    /// Stop after this many optimiser steps of the run as if killed (no final save): to
+    /// study resumption, or to spend a fixed budget and continue later.
+    pub halt_at_step: Option<usize>,
+}
+
+impl Default for TrainOptions {
+    /// RLMEC.md step 7's settings, with the effective batch of 128 as 8 × 16.
+    fn default() -> Self {
+        Self {
+            epochs: 3,
+            lr: 5e-6,
+            batch_size: 8,
+            grad_accum: 16,
+            warmup_ratio: 0.03,
+            schedule: Schedule::Cosine,
+            adamw: AdamWConfig::default(),
+            max_grad_norm: 1.0,
+            max_len: 2048,
+            rlmec: RlmecParams::default(),
+            seed: 0,
+            out: None,
+            checkpoint_every: 100,
+            keep_checkpoints: 2,
+            resume: true,
+            halt_at_step: None,
+        }
+    }
+}
+
+impl TrainOptions {
+    /// The options that decide the trajectory, as recorded in checkpoints: resuming with
+    /// any of them changed would not continue the same run.
+    pub fn trajectory(&self, objective: &str) -> Value {
+        json!({
+            "objective": objective,
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "grad_accum": self.grad_accum,
+            "warmup_ratio": self.warmup_ratio,
+            "schedule": self.schedule.as_str(),
+            "weight_decay": self.adamw.weight_decay,
+            "adam_beta1": self.adamw.beta1,
+            "adam_beta2": self.adamw.beta2,
+            "adam_eps": self.adamw.eps,
+            "max_grad_norm": self.max_grad_norm,
+            "max_len": self.max_len,
+            "clip_eps": self.rlmec.clip_eps,
+            "reg_weight": self.rlmec.reg_weight,
+            "seed": self.seed,
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("grad_accum", self.grad_accum),
+            ("max_len", self.max_len),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("`{name}` must be at least 1"));
+        }
+        if !(self.lr.is_finite() && self.lr >= 0.0) {
+            return Err(format!(
+                "`lr` must be a non-negative number, got {}",
+                self.lr
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.warmup_ratio) {
+            return Err(format!(
+                "`warmup_ratio` must be within [0, 1], got {}",
+                self.warmup_ratio
+            ));
+        }
+        if !(self.rlmec.clip_eps >= 0.0 && self.rlmec.clip_eps < 1.0) {
+            return Err(format!(
+                "`clip_eps` must be within [0, 1), got {}",
+                self.rlmec.clip_eps
+            ));
+        }
+        if self.keep_checkpoints == 0 {
+            return Err("`keep_checkpoints` must be at least 1".into());
+        }
+        Ok(())
+    }
+}

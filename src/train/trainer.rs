@@ -1,0 +1,372 @@
+//! The training loop: micro-batches → loss → gradients accumulated over `grad_accum`
+//! micro-batches → clip → AdamW step at the scheduled rate → metrics, checkpoint.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::TrainError;
+use super::adamw::AdamW;
+use super::batching::epoch_batches;
+use super::checkpoint::{self, FileSum, Position, State};
+use super::examples::{self, Example, RecordKind};
+use super::metrics::MetricsLog;
+use super::objective::Objective;
+use super::options::TrainOptions;
+use super::schedule::LrSchedule;
+use super::tokens;
+use crate::model::{Model, hf};
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    /// Optimiser steps done, of `total_steps`.
+    pub steps: usize,
+    pub total_steps: usize,
+    /// One metrics line per step of the whole run (resumed parts included).
+    pub history: Vec<Value>,
+    /// Records left out because the prompt alone reaches `max_len`.
+    pub skipped: usize,
+    /// The step this call resumed from, if it did.
+    pub resumed_from: Option<usize>,
+    /// Stopped at `halt_at_step` before the end.
+    pub halted: bool,
+    /// Seconds and tokens of this call (not of the resumed parts).
+    pub seconds: f64,
+    pub tokens: usize,
+    pub out: Option<PathBuf>,
+}
+
+/// CRC-32 over every example's tokens and values: the identity of the data in checkpoints.
+fn fingerprint(examples: &[Example]) -> FileSum {
+    let mut h = crc32fast::Hasher::new();
+    for e in examples {
+        for ids in [&e.prompt, &e.seq] {
+            h.update(&(ids.len() as u64).to_le_bytes());
+            ids.iter().for_each(|id| h.update(&id.to_le_bytes()));
+        }
+        if let Some(rl) = &e.rl {
+            for v in rl.reward.iter().chain(&rl.ref_logp) {
+                h.update(&v.to_le_bytes());
+            }
+        }
+        if let Some(reg) = &e.reg {
+            reg.ids.iter().for_each(|id| h.update(&id.to_le_bytes()));
+            reg.weight.iter().for_each(|v| h.update(&v.to_le_bytes()));
+        }
+    }
+    FileSum {
+        bytes: examples.len() as u64,
+        crc32: h.finalize(),
+    }
+}
+
+/// The options whose values differ between a checkpoint and this run.
+fn changed(saved: &Value, now: &Value) -> Vec<String> {
+    let (Some(saved), Some(now)) = (saved.as_object(), now.as_object()) else {
+        return vec!["(all)".into()];
+    };
+    now.iter()
+        .filter(|(k, v)| saved.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            let was = saved.get(k).map_or("unset".to_string(), Value::to_string);
+            format!("{k} (checkpoint {was}, now {v})")
+        })
+        .collect()
+}
+
+struct Run<'a> {
+    model: &'a Model,
+    opts: &'a TrainOptions,
+    examples: Vec<Example>,
+    lengths: Vec<usize>,
+    batches_per_epoch: usize,
+    total_steps: usize,
+    schedule: LrSchedule,
+    trajectory: Value,
+    data: FileSum,
+}
+
+impl Run<'_> {
+    fn checkpoints(&self) -> Option<PathBuf> {
+        self.opts.out.as_ref().map(|o| o.join("checkpoints"))
+    }
+
+    fn state(&self, position: Position) -> State {
+        State {
+            format: 1,
+            position,
+            total_steps: self.total_steps,
+            trajectory: self.trajectory.clone(),
+            data: self.data,
+            files: Default::default(),
+        }
+    }
+
+    fn save_checkpoint(&self, optimizer: &AdamW, position: Position) -> Result<(), TrainError> {
+        if let Some(root) = self.checkpoints() {
+            let dir = checkpoint::save(
+                &root,
+                self.model,
+                optimizer,
+                self.state(position),
+                self.opts.keep_checkpoints,
+            )?;
+            tracing::info!("checkpoint {}", dir.display());
+        }
+        Ok(())
+    }
+
+    /// Load the newest checkpoint if resuming; the position to start from.
+    fn resume(&self, optimizer: &mut AdamW) -> Result<Option<Position>, TrainError> {
+        let Some(root) = self.checkpoints().filter(|_| self.opts.resume) else {
+            return Ok(None);
+        };
+        let Some((dir, state)) = checkpoint::newest(&root)? else {
+            return Ok(None);
+        };
+        let differences = changed(&state.trajectory, &self.trajectory);
+        if !differences.is_empty() {
+            return Err(TrainError::Resume(format!(
+                "{}: this run's options differ from the checkpoint's: {}; pass `resume: false` to start over, or another `out`",
+                dir.display(),
+                differences.join(", ")
+            )));
+        }
+        if state.data != self.data {
+            return Err(TrainError::Resume(format!(
+                "{}: the checkpoint was trained on other records ({} examples, crc {:08x}; now {}, {:08x}); pass `resume: false` to start over, or another `out`",
+                dir.display(),
+                state.data.bytes,
+                state.data.crc32,
+                self.data.bytes,
+                self.data.crc32
+            )));
+        }
+        checkpoint::load(&dir, &state, self.model, optimizer)?;
+        tracing::info!(
+            "resuming from {} (step {} of {})",
+            dir.display(),
+            state.position.step,
+            self.total_steps
+        );
+        Ok(Some(state.position))
+    }
+}
+
+/// Train `model` in place on `records` with `objective`.
+pub fn train(
+    model: &Model,
+    records: &[Value],
+    objective: &mut dyn Objective,
+    opts: &TrainOptions,
+) -> Result<TrainReport, TrainError> {
+    opts.validate().map_err(TrainError::Options)?;
+    let kind = RecordKind::of(records);
+    if objective.name() == "rlmec" && kind != RecordKind::Rlmec {
+        return Err(TrainError::Options(
+            "objective `rlmec` needs RLMEC records {input, output, regular, reward, ref_prob, weight_regular}; these have no `reward`".into(),
+        ));
+    }
+    let tokenized = examples::tokenize(model, records, kind)?;
+    let before = tokenized.len();
+    let examples: Vec<Example> = tokenized
+        .into_iter()
+        .filter_map(|e| e.truncated(opts.max_len))
+        .collect();
+    let skipped = before - examples.len();
+    if skipped > 0 {
+        tracing::warn!(
+            "{skipped} record(s) skipped: the prompt alone reaches max_len {}",
+            opts.max_len
+        );
+    }
+    if examples.is_empty() {
+        return Err(TrainError::Options(format!(
+            "no record to train on ({before} given, {skipped} too long for max_len {})",
+            opts.max_len
+        )));
+    }
+    let batches_per_epoch = examples.len().div_ceil(opts.batch_size);
+    let steps_per_epoch = batches_per_epoch.div_ceil(opts.grad_accum);
+    let total_steps = steps_per_epoch * opts.epochs;
+    let run = Run {
+        model,
+        opts,
+        lengths: examples.iter().map(Example::len).collect(),
+        data: fingerprint(&examples),
+        examples,
+        batches_per_epoch,
+        total_steps,
+        schedule: LrSchedule::new(opts.schedule, opts.lr, opts.warmup_ratio, total_steps),
+        trajectory: opts.trajectory(&objective.name()),
+    };
+
+    let mut optimizer = AdamW::new(&model.var_store().variables(), opts.adamw);
+    let resumed = run.resume(&mut optimizer)?;
+    let mut position = resumed.unwrap_or(Position {
+        step: 0,
+        epoch: 0,
+        batch: 0,
+    });
+    let (mut metrics, mut history) = match &opts.out {
+        Some(out) => {
+            let (log, kept) = MetricsLog::open(&out.join("metrics.jsonl"), position.step)?;
+            (Some(log), kept)
+        }
+        None => (None, Vec::new()),
+    };
+    tracing::info!(
+        "training ({}): {} examples, {} micro-batches of {} per epoch, {} steps of {} × {}, {} epochs",
+        objective.name(),
+        run.examples.len(),
+        batches_per_epoch,
+        opts.batch_size,
+        total_steps,
+        opts.batch_size,
+        opts.grad_accum,
+        opts.epochs
+    );
+
+    let start = Instant::now();
+    let mut tokens_total = 0usize;
+    let mut halted = false;
+    let bar = crate::progress::bar(total_steps as u64, "train");
+    bar.set_position(position.step as u64);
+    let mut last_saved = resumed.map(|p| p.step);
+    while position.step < total_steps {
+        if opts.halt_at_step.is_some_and(|h| position.step >= h) {
+            halted = true;
+            break;
+        }
+        let order = epoch_batches(&run.lengths, opts.batch_size, opts.seed, position.epoch);
+        let group_end = (position.batch + opts.grad_accum).min(run.batches_per_epoch);
+        let group = &order[position.batch..group_end];
+        let step_start = Instant::now();
+        let outcome = step(&run, objective, &mut optimizer, group, position.step);
+        let (line, tokens) = match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                // Keep what is done: the parameters are those after `position.step` steps.
+                if last_saved != Some(position.step) && position.step > 0 {
+                    run.save_checkpoint(&optimizer, position)?;
+                }
+                return Err(e);
+            }
+        };
+        position = if group_end == run.batches_per_epoch {
+            Position {
+                step: position.step + 1,
+                epoch: position.epoch + 1,
+                batch: 0,
+            }
+        } else {
+            Position {
+                step: position.step + 1,
+                batch: group_end,
+                ..position
+            }
+        };
+        tokens_total += tokens;
+        let elapsed = step_start.elapsed().as_secs_f64();
+        let mut line = line;
+        line["epoch"] =
+            json!(position.epoch as f64 + position.batch as f64 / run.batches_per_epoch as f64);
+        line["tokens_per_s"] = json!(tokens as f64 / elapsed.max(1e-9));
+        if let Some(log) = metrics.as_mut() {
+            log.append(&line)?;
+        }
+        bar.set_message(format!(
+            "loss {:.4}",
+            line["loss"].as_f64().unwrap_or(f64::NAN)
+        ));
+        bar.inc(1);
+        history.push(line);
+        let every = opts.checkpoint_every;
+        if position.step == total_steps || (every > 0 && position.step.is_multiple_of(every)) {
+            run.save_checkpoint(&optimizer, position)?;
+            last_saved = Some(position.step);
+        }
+    }
+    bar.finish_and_clear();
+
+    let seconds = start.elapsed().as_secs_f64();
+    if !halted && let Some(out) = &opts.out {
+        hf::save_into(model, out).map_err(|e| TrainError::Save(e.to_string()))?;
+    }
+    tracing::info!(
+        "trained {} of {} steps in {:.1}s ({:.0} tokens/s){}",
+        position.step,
+        total_steps,
+        seconds,
+        tokens_total as f64 / seconds.max(1e-9),
+        if halted { ", halted" } else { "" }
+    );
+    Ok(TrainReport {
+        steps: position.step,
+        total_steps,
+        history,
+        skipped,
+        resumed_from: resumed.map(|p| p.step),
+        halted,
+        seconds,
+        tokens: tokens_total,
+        out: opts.out.clone(),
+    })
+}
+
+/// One optimiser step over `group` (micro-batches of example indices): its metrics line
+/// and the tokens it processed.
+fn step(
+    run: &Run,
+    objective: &mut dyn Objective,
+    optimizer: &mut AdamW,
+    group: &[Vec<usize>],
+    step: usize,
+) -> Result<(Value, usize), TrainError> {
+    optimizer.zero_grad();
+    let mut loss_sum = 0.0;
+    let mut parts: Vec<(String, f64)> = Vec::new();
+    let mut tokens = 0;
+    for micro in group {
+        let examples: Vec<&Example> = micro.iter().map(|&i| &run.examples[i]).collect();
+        let batch = tokens::forward(run.model, &examples);
+        tokens += batch.tokens;
+        let loss = objective
+            .loss(&batch)
+            .map_err(|message| TrainError::Objective { step, message })?;
+        let value = loss.total.double_value(&[]);
+        if !value.is_finite() {
+            return Err(TrainError::Objective {
+                step,
+                message: format!("the loss is {value}"),
+            });
+        }
+        // The gradient of the mean over the group's micro-batches.
+        (&loss.total / group.len() as f64).backward();
+        loss_sum += value;
+        for (name, t) in &loss.parts {
+            let v = t.double_value(&[]);
+            match parts.iter_mut().find(|(n, _)| n == name) {
+                Some((_, acc)) => *acc += v,
+                None => parts.push((name.clone(), v)),
+            }
+        }
+    }
+    let grad_norm = optimizer.clip_grad_norm(run.opts.max_grad_norm);
+    let lr = run.schedule.lr(step);
+    optimizer.step(lr);
+    let n = group.len() as f64;
+    let mut line = json!({
+        "step": step + 1,
+        "loss": loss_sum / n,
+        "lr": lr,
+        "grad_norm": grad_norm,
+        "tokens": tokens,
+    });
+    for (name, v) in parts {
+        line[name] = json!(v / n);
+    }
+    Ok((line, tokens))
+}

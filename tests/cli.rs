@@ -233,3 +233,118 @@ fn print_goes_to_stdout_and_logs_to_stderr() {
     assert!(o.status.success());
     assert_eq!(stdout(&o), "");
 }
+
+#[test]
+fn script_objectives_equal_the_built_in_one() {
+    let o = rlmec(&["tests/scripts/train_objectives.rhai"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for line in [
+        "rlmec: same",
+        "eps 0.2, lambda 0.5: same",
+        "no regularisation: same",
+        "sft: same",
+        "rlmec_loss: same",
+    ] {
+        assert!(out.contains(line), "{out}");
+    }
+    assert!(
+        out.contains("no clipping: 4 steps; sequence reward: 4 steps"),
+        "{out}"
+    );
+}
+
+/// SFT records for the kill test: enough steps that the run is still going when killed.
+const TRAIN_SCRIPT: &str = r#"
+let cfg = apply_overrides(#{out: ""});
+let m = model_load("tests/fixtures/model/tiny-llama");
+let data = [];
+for i in 0..40 {
+    data.push(#{input: `${i} + ${i} =`, output: ` ${i + i}. That is the sum of ${i} and ${i}.`});
+}
+let s = m.train(data, #{objective: "sft", epochs: 30, lr: 1e-3, batch_size: 4, grad_accum: 2,
+                        checkpoint_every: 5, out: cfg.out});
+print(`done ${s.steps} resumed_from ${s.resumed_from ?? "none"}`);
+"#;
+
+#[test]
+fn a_killed_run_resumes_to_the_same_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("train.rhai");
+    std::fs::write(&script, TRAIN_SCRIPT).unwrap();
+    let run = |out: &Path| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rlmec"));
+        command
+            .arg(&script)
+            .args(["--set", &format!("out={}", out.display())])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("RLMEC_TORCH_THREADS", "1")
+            .env_remove("RUST_LOG");
+        command
+    };
+    let (whole, killed) = (dir.path().join("whole"), dir.path().join("killed"));
+    let o = run(&whole).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("done 150 resumed_from none"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Kill -9 once a few checkpoints exist, mid-run.
+    let mut child = run(&killed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let third = killed.join("checkpoints/step-00000015/state.json");
+    let start = std::time::Instant::now();
+    while !third.exists() && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let lines_at_kill = std::fs::read_to_string(killed.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        (15..150).contains(&lines_at_kill),
+        "killed mid-run ({lines_at_kill} steps logged)"
+    );
+
+    let o = run(&killed).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("done 150 resumed_from 15") || out.contains("done 150 resumed_from 20"),
+        "{out}"
+    );
+    let read = |p: &Path| std::fs::read_to_string(p.join("metrics.jsonl")).unwrap();
+    let strip = |text: String| -> Vec<String> {
+        // tokens_per_s is a timing; everything else must be identical.
+        text.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("tokens_per_s");
+                v.to_string()
+            })
+            .collect()
+    };
+    assert_eq!(strip(read(&whole)), strip(read(&killed)));
+    let weights = |p: &Path| std::fs::read(p.join("model.safetensors")).unwrap();
+    assert!(
+        weights(&whole) == weights(&killed),
+        "the same final weights"
+    );
+}
+
+#[test]
+fn an_import_cycle_is_an_error_not_a_stack_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("objectives.rhai");
+    std::fs::write(&script, "import \"objectives\" as obj;\nprint(1);\n").unwrap();
+    let o = rlmec(&[script.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("import cycle"), "{}", stderr(&o));
+}

@@ -48,6 +48,8 @@ fn display_path(path: &Path) -> String {
 #[derive(Default)]
 pub struct ScriptResolver {
     cache: Mutex<HashMap<PathBuf, SharedModule>>,
+    /// Modules being evaluated, outermost first: an import of one of them is a cycle.
+    loading: Mutex<Vec<PathBuf>>,
 }
 
 impl ModuleResolver for ScriptResolver {
@@ -66,10 +68,32 @@ impl ModuleResolver for ScriptResolver {
             return Ok(module.clone());
         }
         let label = display_path(&file);
+        {
+            let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(at) = loading.iter().position(|p| *p == key) {
+                let chain: Vec<String> = loading[at..]
+                    .iter()
+                    .chain([&key])
+                    .map(|p| display_path(p))
+                    .collect();
+                return Err(format!(
+                    "import \"{path}\": import cycle {} (a script named like a module it imports resolves to itself: rename it)",
+                    chain.join(" → ")
+                )
+                .into());
+            }
+            loading.push(key.clone());
+        }
         let in_module = |err| Box::new(EvalAltResult::ErrorInModule(label.clone(), err, pos));
-        let mut ast = engine.compile_file(file.clone()).map_err(in_module)?;
-        ast.set_source(label.as_str());
-        let mut module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
+        let evaluated = engine.compile_file(file.clone()).and_then(|mut ast| {
+            ast.set_source(label.as_str());
+            Module::eval_ast_as_new(Scope::new(), &ast, engine)
+        });
+        self.loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| *p != key);
+        let mut module = evaluated.map_err(in_module)?;
         module.set_id(label.as_str());
         module.build_index();
         let module: SharedModule = module.into();

@@ -429,6 +429,18 @@ pub mod tensor_api {
         .map(TensorHandle::new)
     }
 
+    /// A new dimension of size 1 at `dim` (to broadcast a per-row value over tokens).
+    ///
+    /// ```rhai
+    /// let per_row = tensor([1.0, 2.0]).unsqueeze(1);   // shape [2, 1]
+    /// let spread = per_row * tensor([[1.0, 1.0], [1.0, 0.0]]);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn unsqueeze(t: &mut Tensor, dim: i64) -> Res<Tensor> {
+        let t = t.get();
+        torch("unsqueeze", || t.f_unsqueeze(dim)).map(TensorHandle::new)
+    }
+
     /// The same values without gradient history (no gradient flows back through it).
     ///
     /// ```rhai

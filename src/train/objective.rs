@@ -70,7 +70,8 @@ pub fn rlmec_loss(b: &TokenBatch, p: RlmecParams) -> Result<Loss, String> {
     let reg_mask = need(&b.reg_mask, "regular")?;
 
     let reward = &reward * &b.mask;
-    let ratio = (b.logp.detach() - ref_logp).exp();
+    // Masked before `exp`: an unscored slot must not overflow into inf·0 = NaN.
+    let ratio = ((b.logp.detach() - ref_logp) * &b.mask).exp();
     let clipped = ratio.clamp(1.0 - p.clip_eps, 1.0 + p.clip_eps);
     let weight = (&ratio * &reward).minimum(&(clipped * &reward));
     let loss_rl = guarded_mean(

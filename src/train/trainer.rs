@@ -355,6 +355,12 @@ fn step(
         }
     }
     let grad_norm = optimizer.clip_grad_norm(run.opts.max_grad_norm);
+    if !grad_norm.is_finite() {
+        return Err(TrainError::Objective {
+            step,
+            message: format!("the gradient norm is {grad_norm}"),
+        });
+    }
     let lr = run.schedule.lr(step);
     optimizer.step(lr);
     let n = group.len() as f64;

@@ -1,0 +1,559 @@
+//! Training: the losses against hand computations and finite differences, the trainer
+//! learning, resumption reproducing an uninterrupted run, damaged checkpoints refused.
+
+mod common;
+
+use std::path::Path;
+
+use rlmec::generate::score::score;
+use rlmec::model::{LoadOptions, Model};
+use rlmec::train::checkpoint;
+use rlmec::train::examples::{self, Example, RecordKind};
+use rlmec::train::objective::{self, Objective, RlmecParams};
+use rlmec::train::schedule::Schedule;
+use rlmec::train::{TrainOptions, tokens, train};
+use serde_json::{Value, json};
+use tch::Tensor;
+
+fn tiny() -> Model {
+    tch::set_num_threads(1);
+    Model::load(&common::model_fixture("tiny-llama"), LoadOptions::default()).unwrap()
+}
+
+/// Token count of `text` + EOS under the tiny model's tokenizer.
+fn len_with_eos(m: &Model, text: &str) -> usize {
+    m.tokenizer.encode(text).unwrap().len() + 1
+}
+
+/// An RLMEC record with per-token values from the given generators.
+fn rl_record(
+    m: &Model,
+    (input, output, regular): (&str, &str, &str),
+    reward: impl Fn(usize) -> f64,
+    ref_logp: impl Fn(usize) -> f64,
+    weight: impl Fn(usize) -> f64,
+) -> Value {
+    let n = len_with_eos(m, output);
+    let k = len_with_eos(m, regular);
+    json!({
+        "input": input, "output": output, "regular": regular,
+        "reward": (0..n).map(&reward).collect::<Vec<_>>(),
+        "ref_prob": (0..n).map(&ref_logp).collect::<Vec<_>>(),
+        "weight_regular": (0..k).map(&weight).collect::<Vec<_>>(),
+    })
+}
+
+/// A correct prediction (rewards ≥ 0, weight 0.5 on its own tokens) and a fixed one
+/// (rewards ≤ 0, weights 1.0 on the edited tokens of the fix).
+fn records(m: &Model) -> Vec<Value> {
+    vec![
+        rl_record(
+            m,
+            (
+                "Q: 2 + 2?\n",
+                " 2 + 2 = 4. The answer is 4",
+                " 2 + 2 = 4. The answer is 4",
+            ),
+            |t| [0.0, 0.3, 0.5, 0.1][t % 4],
+            |t| -0.5 - 0.37 * t as f64,
+            |_| 0.5,
+        ),
+        rl_record(
+            m,
+            (
+                "Q: 3 + 4?\n",
+                " 3 + 4 = 8. The answer is 8",
+                " 3 + 4 = 7. The answer is 7",
+            ),
+            |t| [-0.1, 0.0, -0.05, -0.02][t % 4],
+            |t| -3.0 + 0.21 * t as f64,
+            |t| if t % 5 == 3 { 1.0 } else { 0.5 },
+        ),
+    ]
+}
+
+fn tokenized(m: &Model, records: &[Value]) -> Vec<Example> {
+    examples::tokenize(m, records, RecordKind::of(records)).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    common::floats(v)
+}
+
+/// RLMEC.md step 7, by hand in f64 from per-token log-probabilities.
+fn by_hand(m: &Model, recs: &[Value], p: RlmecParams) -> (f64, f64, f64) {
+    let pairs: Vec<(Vec<i64>, Vec<i64>)> = recs
+        .iter()
+        .flat_map(|r| {
+            let enc = |f: &str| m.tokenizer.encode(r[f].as_str().unwrap()).unwrap();
+            let eos = m.special.eos[0];
+            let with_eos = |mut v: Vec<i64>| {
+                v.push(eos);
+                v
+            };
+            [
+                (enc("input"), with_eos(enc("output"))),
+                (enc("input"), with_eos(enc("regular"))),
+            ]
+        })
+        .collect();
+    let lp = score(m, &pairs, 8).unwrap();
+    let (mut rl_sum, mut rl_n, mut reg_sum, mut reg_n) = (0.0, 0usize, 0.0, 0usize);
+    for (i, r) in recs.iter().enumerate() {
+        let (seq_lp, reg_lp) = (&lp[2 * i], &lp[2 * i + 1]);
+        let (reward, ref_lp, c) = (
+            floats(&r["reward"]),
+            floats(&r["ref_prob"]),
+            floats(&r["weight_regular"]),
+        );
+        for t in 0..seq_lp.len() {
+            let logp = f64::from(seq_lp[t]);
+            let rho = (logp - ref_lp[t]).exp();
+            let w =
+                (rho * reward[t]).min(rho.clamp(1.0 - p.clip_eps, 1.0 + p.clip_eps) * reward[t]);
+            rl_sum -= w * logp;
+            rl_n += usize::from(reward[t] != 0.0);
+        }
+        for t in 0..reg_lp.len() {
+            reg_sum += c[t] * -f64::from(reg_lp[t]);
+            reg_n += usize::from(c[t] != 0.0);
+        }
+    }
+    let rl = if rl_n == 0 { 0.0 } else { rl_sum / rl_n as f64 };
+    let reg = if reg_n == 0 {
+        0.0
+    } else {
+        reg_sum / reg_n as f64
+    };
+    (rl + p.reg_weight * reg, rl, reg)
+}
+
+fn loss_of(m: &Model, ex: &[Example], p: RlmecParams) -> (f64, f64, f64) {
+    let refs: Vec<&Example> = ex.iter().collect();
+    let loss = tch::no_grad(|| objective::rlmec_loss(&tokens::forward(m, &refs), p)).unwrap();
+    let part = |name: &str| {
+        loss.parts
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+            .double_value(&[])
+    };
+    (
+        loss.total.double_value(&[]),
+        part("loss_rl"),
+        part("loss_reg"),
+    )
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * (1.0 + b.abs())
+}
+
+#[test]
+fn rlmec_loss_matches_a_hand_computation() {
+    let m = tiny();
+    let recs = records(&m);
+    let ex = tokenized(&m, &recs);
+    let p = RlmecParams::default();
+    for (name, slice) in [
+        ("correct", &recs[..1]),
+        ("fixed", &recs[1..]),
+        ("both", &recs[..]),
+    ] {
+        let want = by_hand(&m, slice, p);
+        let got = loss_of(&m, &tokenized(&m, slice), p);
+        for (g, w) in [(got.0, want.0), (got.1, want.1), (got.2, want.2)] {
+            assert!(close(g, w, 1e-5), "{name}: {got:?} vs by hand {want:?}");
+        }
+    }
+    // Other ε and λ.
+    let p = RlmecParams {
+        clip_eps: 0.1,
+        reg_weight: 0.25,
+    };
+    let (want, got) = (by_hand(&m, &recs, p), loss_of(&m, &ex, p));
+    assert!(close(got.0, want.0, 1e-5), "{got:?} vs {want:?}");
+}
+
+#[test]
+fn a_batch_without_rewards_has_no_rl_term() {
+    let m = tiny();
+    let recs = vec![rl_record(
+        &m,
+        ("Q: 1 + 1?\n", " 2", " 2"),
+        |_| 0.0,
+        |_| -1.0,
+        |_| 0.5,
+    )];
+    let (total, rl, reg) = loss_of(&m, &tokenized(&m, &recs), RlmecParams::default());
+    assert_eq!(rl, 0.0);
+    assert!(total.is_finite() && close(total, reg, 1e-7));
+    // And no imitation weights either: a zero loss, not 0/0.
+    let none = vec![rl_record(
+        &m,
+        ("Q\n", " a", " a"),
+        |_| 0.0,
+        |_| -1.0,
+        |_| 0.0,
+    )];
+    let (total, _, _) = loss_of(&m, &tokenized(&m, &none), RlmecParams::default());
+    assert_eq!(total, 0.0);
+}
+
+#[test]
+fn per_token_arrays_must_match_their_tokens() {
+    let m = tiny();
+    let mut recs = records(&m);
+    recs[1]["reward"].as_array_mut().unwrap().pop();
+    let err = examples::tokenize(&m, &recs, RecordKind::Rlmec)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("record 1: field `reward` has"), "{err}");
+    assert!(err.contains("`output` + EOS"), "{err}");
+    let mut recs = records(&m);
+    recs[0]["weight_regular"] = json!([0.5]);
+    let err = examples::tokenize(&m, &recs, RecordKind::Rlmec)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("record 0: field `weight_regular`"), "{err}");
+    let mut recs = records(&m);
+    recs[0].as_object_mut().unwrap().remove("ref_prob");
+    let err = examples::tokenize(&m, &recs, RecordKind::Rlmec)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "record 0: missing field `ref_prob`");
+}
+
+/// The gradient of the RLMEC loss is that of its surrogate `−Σ w·logπ/n + λ·L_reg` with the
+/// weights `w` held at their values (they carry no gradient): compared with central
+/// differences of that surrogate along single parameters.
+#[test]
+fn gradients_equal_finite_differences() {
+    let m = tiny();
+    let recs = records(&m);
+    let ex = tokenized(&m, &recs);
+    let refs: Vec<&Example> = ex.iter().collect();
+    let p = RlmecParams::default();
+    let batch = tokens::forward(&m, &refs);
+    let reward = batch.reward.as_ref().unwrap() * &batch.mask;
+    let ratio = (batch.logp.detach() - batch.ref_logp.as_ref().unwrap()).exp();
+    let w0 = (&ratio * &reward).minimum(&(ratio.clamp(0.7, 1.3) * &reward));
+    let n_rl = reward.ne(0.0).sum(tch::Kind::Float).double_value(&[]);
+    let c = batch.reg_weight.as_ref().unwrap() * batch.reg_mask.as_ref().unwrap();
+    let n_reg = c.ne(0.0).sum(tch::Kind::Float).double_value(&[]);
+    let surrogate = |m: &Model| -> f64 {
+        tch::no_grad(|| {
+            let b = tokens::forward(m, &refs);
+            let rl = -(&w0 * &b.logp).sum(tch::Kind::Float).double_value(&[]) / n_rl;
+            let reg = -(b.reg_logp.as_ref().unwrap() * &c)
+                .sum(tch::Kind::Float)
+                .double_value(&[])
+                / n_reg;
+            rl + p.reg_weight * reg
+        })
+    };
+    objective::rlmec_loss(&batch, p).unwrap().total.backward();
+
+    let vars = m.var_store().variables();
+    let mut checked = 0;
+    for name in [
+        "model.embed_tokens.weight",
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.1.mlp.down_proj.weight",
+        "model.norm.weight",
+    ] {
+        let v = &vars[name];
+        // Weights may be stored column-major: address elements by (row, column).
+        let cols = *v.size().last().unwrap();
+        let at = |i: i64| -> Tensor {
+            if v.dim() == 2 {
+                v.get(i / cols).get(i % cols)
+            } else {
+                v.get(i)
+            }
+        };
+        let grad = v.grad().reshape(-1);
+        // The largest-gradient entries: where a wrong gradient would show.
+        let picks = Vec::<i64>::try_from(grad.abs().topk(3, 0, true, true).1).unwrap();
+        for i in picks {
+            let analytic = grad.double_value(&[i]);
+            let x = at(i).double_value(&[]);
+            let h = 1e-2 * (1.0 + x.abs());
+            let set = |value: f64| {
+                let _ = tch::no_grad(|| at(i).fill_(value));
+            };
+            set(x + h);
+            let up = surrogate(&m);
+            set(x - h);
+            let down = surrogate(&m);
+            set(x);
+            let numeric = (up - down) / (2.0 * h);
+            assert!(
+                (numeric - analytic).abs() <= 2e-3 + 2e-2 * analytic.abs(),
+                "{name}[{i}]: finite difference {numeric}, gradient {analytic}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12);
+}
+
+#[test]
+fn sft_masks_the_prompt_and_averages_output_tokens() {
+    let m = tiny();
+    let recs = vec![
+        json!({"input": "The capital of France is", "output": " Paris"}),
+        json!({"input": "Q", "output": " a much longer answer than the other one"}),
+    ];
+    let ex = tokenized(&m, &recs);
+    let refs: Vec<&Example> = ex.iter().collect();
+    let got = tch::no_grad(|| objective::sft_loss(&tokens::forward(&m, &refs)))
+        .total
+        .double_value(&[]);
+    let pairs: Vec<(Vec<i64>, Vec<i64>)> = ex
+        .iter()
+        .map(|e| (e.prompt.clone(), e.seq.clone()))
+        .collect();
+    let lp = score(&m, &pairs, 8).unwrap();
+    let all: Vec<f64> = lp.concat().iter().map(|&x| -f64::from(x)).collect();
+    let want = all.iter().sum::<f64>() / all.len() as f64;
+    assert!(close(got, want, 1e-5), "{got} vs {want}");
+    // The prompt is not scored: changing it changes the loss only through the context.
+    assert_eq!(all.len(), ex[0].seq.len() + ex[1].seq.len());
+}
+
+#[test]
+fn sft_fits_a_tiny_dataset() {
+    let m = tiny();
+    let recs: Vec<Value> = [
+        ("2 + 2 =", " 4"),
+        ("3 + 5 =", " 8"),
+        ("the cat", " sat on the mat"),
+        ("ab", " ba"),
+    ]
+    .iter()
+    .map(|(i, o)| json!({"input": i, "output": o}))
+    .collect();
+    let opts = TrainOptions {
+        epochs: 200,
+        lr: 3e-3,
+        batch_size: 2,
+        grad_accum: 2,
+        warmup_ratio: 0.05,
+        ..TrainOptions::default()
+    };
+    let report = train(&m, &recs, &mut objective::Sft, &opts).unwrap();
+    assert_eq!(report.steps, 200);
+    let first = report.history[0]["loss"].as_f64().unwrap();
+    let last = report.history.last().unwrap()["loss"].as_f64().unwrap();
+    assert!(first > 3.0 && last < 0.05, "loss {first} -> {last}");
+}
+
+fn rl_opts(out: &Path) -> TrainOptions {
+    TrainOptions {
+        epochs: 4,
+        lr: 1e-3,
+        batch_size: 1,
+        grad_accum: 2,
+        schedule: Schedule::Cosine,
+        warmup_ratio: 0.2,
+        out: Some(out.to_path_buf()),
+        checkpoint_every: 3,
+        ..TrainOptions::default()
+    }
+}
+
+fn metrics(out: &Path) -> Vec<Value> {
+    rlmec::files::read_jsonl(&out.join("metrics.jsonl")).unwrap()
+}
+
+fn same_curve(a: &[Value], b: &[Value]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        for key in [
+            "step",
+            "epoch",
+            "loss",
+            "loss_rl",
+            "loss_reg",
+            "lr",
+            "grad_norm",
+            "tokens",
+        ] {
+            assert_eq!(x[key], y[key], "{key} at step {}", x["step"]);
+        }
+    }
+}
+
+#[test]
+fn a_halted_run_resumes_to_the_uninterrupted_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut recs = records(&tiny());
+    recs.extend(records(&tiny()));
+    recs.push(recs[0].clone());
+    let mut rl = objective::Rlmec(RlmecParams::default());
+
+    let whole = train(&tiny(), &recs, &mut rl, &rl_opts(&a)).unwrap();
+    assert_eq!(whole.total_steps, 12); // 5 examples → 5 micro-batches → 3 steps × 4 epochs
+
+    let halted = TrainOptions {
+        halt_at_step: Some(7),
+        ..rl_opts(&b)
+    };
+    let first = train(&tiny(), &recs, &mut rl, &halted).unwrap();
+    assert!(first.halted && first.steps == 7);
+    assert!(
+        !b.join("model.safetensors").exists(),
+        "no final model when halted"
+    );
+    assert_eq!(metrics(&b).len(), 7);
+
+    let resumed = train(&tiny(), &recs, &mut rl, &rl_opts(&b)).unwrap();
+    assert_eq!(resumed.resumed_from, Some(6), "the newest checkpoint");
+    same_curve(&metrics(&a), &metrics(&b));
+    same_curve(&whole.history, &resumed.history);
+    let (wa, wb) = (
+        Model::load(&a, LoadOptions::default()).unwrap(),
+        Model::load(&b, LoadOptions::default()).unwrap(),
+    );
+    for (name, t) in wa.var_store().variables() {
+        assert!(t.equal(&wb.var_store().variables()[&name]), "{name}");
+    }
+
+    // A finished run resumed again does nothing more.
+    let again = train(&tiny(), &recs, &mut rl, &rl_opts(&b)).unwrap();
+    assert_eq!(
+        (again.resumed_from, again.steps, again.tokens),
+        (Some(12), 12, 0)
+    );
+}
+
+#[test]
+fn resuming_with_other_options_or_data_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let recs = records(&tiny());
+    let mut rl = objective::Rlmec(RlmecParams::default());
+    let opts = TrainOptions {
+        halt_at_step: Some(3),
+        ..rl_opts(&out)
+    };
+    train(&tiny(), &recs, &mut rl, &opts).unwrap();
+    let other_lr = TrainOptions {
+        lr: 2e-3,
+        ..rl_opts(&out)
+    };
+    let err = train(&tiny(), &recs, &mut rl, &other_lr)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lr (checkpoint 0.001, now 0.002)"), "{err}");
+    let err = train(&tiny(), &recs[..1], &mut rl, &rl_opts(&out))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("other records"), "{err}");
+    let fresh = TrainOptions {
+        resume: false,
+        ..rl_opts(&out)
+    };
+    assert_eq!(
+        train(&tiny(), &recs, &mut rl, &fresh).unwrap().resumed_from,
+        None
+    );
+}
+
+#[test]
+fn damaged_checkpoints_are_detected_and_never_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let recs = records(&tiny());
+    let mut rl = objective::Rlmec(RlmecParams::default());
+    let opts = TrainOptions {
+        checkpoint_every: 1,
+        halt_at_step: Some(3),
+        ..rl_opts(&out)
+    };
+    train(&tiny(), &recs, &mut rl, &opts).unwrap();
+    let root = out.join("checkpoints");
+    let (newest, older) = (root.join("step-00000003"), root.join("step-00000002"));
+    assert!(newest.is_dir() && older.is_dir() && !root.join("step-00000001").exists());
+
+    // A flipped byte in the newest: reported, and the one before it is used.
+    let file = newest.join("optimizer.safetensors");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    let err = checkpoint::verify(&newest).unwrap_err().to_string();
+    assert!(
+        err.contains("optimizer.safetensors: checksum mismatch"),
+        "{err}"
+    );
+    let (found, state) = checkpoint::newest(&root).unwrap().unwrap();
+    assert_eq!((found, state.position.step), (older.clone(), 2));
+
+    // Truncated weights and a missing state: both refused.
+    let weights = older.join("model/model.safetensors");
+    let len = std::fs::metadata(&weights).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&weights)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let err = checkpoint::verify(&older).unwrap_err().to_string();
+    assert!(
+        err.contains("model/model.safetensors") && err.contains("truncated"),
+        "{err}"
+    );
+    std::fs::remove_file(newest.join("state.json")).unwrap();
+    assert!(
+        checkpoint::verify(&newest)
+            .unwrap_err()
+            .to_string()
+            .contains("incomplete")
+    );
+
+    // Nothing usable left: resuming is an error, not a silent fresh start.
+    let err = train(&tiny(), &recs, &mut rl, &rl_opts(&out))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("truncated") || err.contains("incomplete"),
+        "{err}"
+    );
+}
+
+/// A script objective's value is used as is: a closure-free check that the trait carries
+/// parts into the metrics.
+#[test]
+fn objective_parts_reach_the_metrics() {
+    struct Doubled;
+    impl Objective for Doubled {
+        fn loss(&mut self, b: &tokens::TokenBatch) -> Result<objective::Loss, String> {
+            let l = objective::sft_loss(b);
+            Ok(objective::Loss {
+                parts: vec![("half".into(), l.total.detach())],
+                total: l.total * 2.0,
+            })
+        }
+        fn name(&self) -> String {
+            "doubled".into()
+        }
+    }
+    let m = tiny();
+    let recs = vec![json!({"input": "a", "output": " b"})];
+    let opts = TrainOptions {
+        epochs: 1,
+        ..TrainOptions::default()
+    };
+    let r = train(&m, &recs, &mut Doubled, &opts).unwrap();
+    let line = &r.history[0];
+    assert!(close(
+        line["loss"].as_f64().unwrap(),
+        2.0 * line["half"].as_f64().unwrap(),
+        1e-7
+    ));
+    let _ = Tensor::from(0.0); // tch linked for the doc's sake
+}

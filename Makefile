@@ -13,7 +13,7 @@ RLMEC    := target/release/rlmec
 # Tests drive the release binary; one torch thread each (two OpenMP threads lose to one on a busy core).
 TEST_ENV := RLMEC_TORCH_THREADS=1
 
-.PHONY: setup demo test build check docs bench bench-setup clean-deps
+.PHONY: setup demo test build check docs bench bench-train bench-setup clean-deps
 
 setup: $(STAMP) $(MODEL)
 
@@ -58,6 +58,9 @@ $(BENCH_VENV)/.ready:
 
 bench: setup bench-setup
 	RLMEC_BENCH_PYTHON=$(BENCH_VENV)/bin/python cargo bench --bench model
+
+bench-train: setup bench-setup
+	RLMEC_BENCH_PYTHON=$(BENCH_VENV)/bin/python cargo bench --bench train
 
 clean-deps:
 	rm -rf .deps data/models

@@ -557,3 +557,44 @@ fn objective_parts_reach_the_metrics() {
     ));
     let _ = Tensor::from(0.0); // tch linked for the doc's sake
 }
+
+/// An objective that fails mid-run loses nothing already done: the steps before it are
+/// checkpointed, and the error names the step.
+#[test]
+fn a_failing_objective_keeps_the_steps_done() {
+    struct FailsAtThirdStep(usize);
+    impl Objective for FailsAtThirdStep {
+        fn loss(&mut self, b: &tokens::TokenBatch) -> Result<objective::Loss, String> {
+            self.0 += 1;
+            if self.0 == 3 {
+                return Err("boom".into());
+            }
+            Ok(objective::sft_loss(b))
+        }
+        fn name(&self) -> String {
+            "fails".into()
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let recs: Vec<Value> = (0..4)
+        .map(|i| json!({"input": format!("{i}"), "output": " x"}))
+        .collect();
+    let opts = TrainOptions {
+        epochs: 2,
+        batch_size: 1,
+        grad_accum: 1,
+        checkpoint_every: 0,
+        out: Some(out.clone()),
+        ..TrainOptions::default()
+    };
+    let err = train(&tiny(), &recs, &mut FailsAtThirdStep(0), &opts)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "train: step 3: objective: boom");
+    let (_, state) = checkpoint::newest(&out.join("checkpoints"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.position.step, 2);
+    assert_eq!(metrics(&out).len(), 2);
+}

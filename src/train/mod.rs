@@ -22,7 +22,7 @@ pub mod tokens;
 pub mod trainer;
 
 pub use options::TrainOptions;
-pub use trainer::{TrainReport, train};
+pub use trainer::{TrainReport, train, train_examples};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {

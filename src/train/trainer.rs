@@ -170,6 +170,17 @@ pub fn train(
         ));
     }
     let tokenized = examples::tokenize(model, records, kind)?;
+    train_examples(model, tokenized, objective, opts)
+}
+
+/// Train `model` in place on tokenised examples (what [`train`] does after tokenising).
+pub fn train_examples(
+    model: &Model,
+    tokenized: Vec<Example>,
+    objective: &mut dyn Objective,
+    opts: &TrainOptions,
+) -> Result<TrainReport, TrainError> {
+    opts.validate().map_err(TrainError::Options)?;
     let before = tokenized.len();
     let examples: Vec<Example> = tokenized
         .into_iter()

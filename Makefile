@@ -13,7 +13,7 @@ RLMEC    := target/release/rlmec
 # Tests drive the release binary; one torch thread each (two OpenMP threads lose to one on a busy core).
 TEST_ENV := RLMEC_TORCH_THREADS=1
 
-.PHONY: setup demo test build check docs bench bench-train bench-setup clean-deps
+.PHONY: setup demo test build check docs bench bench-train bench-align bench-setup clean-deps
 
 setup: $(STAMP) $(MODEL)
 
@@ -61,6 +61,9 @@ bench: setup bench-setup
 
 bench-train: setup bench-setup
 	RLMEC_BENCH_PYTHON=$(BENCH_VENV)/bin/python cargo bench --bench train
+
+bench-align: setup bench-setup
+	RLMEC_BENCH_PYTHON=$(BENCH_VENV)/bin/python cargo bench --bench align
 
 clean-deps:
 	rm -rf .deps data/models

@@ -9,13 +9,13 @@ peak RSS of training (the peak is reset after loading, as on the rlmec side):
     python benches/peer_train.py MODEL.gguf INPUTS.json OUTPUT.json --threads 2 --repeats 3
 """
 
-import argparse
 import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from peer_common import setup
 from transformers import AutoModelForCausalLM
 
 
@@ -27,17 +27,7 @@ def peak_rss_mb():
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("model")
-    ap.add_argument("inputs")
-    ap.add_argument("output")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--dtype", default="float32")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    inputs = json.loads(Path(args.inputs).read_text())
+    args, inputs = setup()
     path = Path(args.model)
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=getattr(torch, args.dtype))
     model.train()

@@ -7,7 +7,6 @@ same GGUF file (dequantised to the same dtype, the same thread count) and writes
     python benches/peer_transformers.py MODEL.gguf INPUTS.json OUTPUT.json --threads 2 --repeats 3
 """
 
-import argparse
 import json
 import resource
 import statistics
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+from peer_common import setup
 from transformers import AutoModelForCausalLM, GenerationConfig
 
 
@@ -39,18 +39,8 @@ def left_padded(prompts, pad_id):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("model")
-    ap.add_argument("inputs")
-    ap.add_argument("output")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--dtype", default="float32")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    args, inputs = setup()
     dtype = getattr(torch, args.dtype)
-    inputs = json.loads(Path(args.inputs).read_text())
     path = Path(args.model)
 
     def load():

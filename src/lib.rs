@@ -5,6 +5,7 @@
 //! scripts through [`script`]; the paper's procedure lives in `stdlib/` and `scripts/` as Rhai.
 //! The `rlmec` binary (`src/main.rs`) is only the command line over this library.
 
+pub mod align;
 pub mod device;
 pub mod files;
 pub mod generate;

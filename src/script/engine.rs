@@ -3,7 +3,7 @@
 
 use rhai::{Engine, Module};
 
-use super::{ScriptContext, config, io, model, progress, resolver, tensor, torch, train};
+use super::{ScriptContext, align, config, io, model, progress, resolver, tensor, torch, train};
 use crate::logging::PRINT_TARGET;
 
 /// A domain's natives: its `#[export_module]` plus what a plugin module cannot declare
@@ -23,6 +23,7 @@ pub const DOMAINS: &[Domain] = &[
     model::DOMAIN,
     tensor::DOMAIN,
     train::DOMAIN,
+    align::DOMAIN,
 ];
 
 impl Domain {

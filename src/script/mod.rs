@@ -15,6 +15,7 @@ pub mod report;
 pub mod resolver;
 pub mod runner;
 
+mod align;
 mod config;
 mod io;
 pub mod model;

@@ -50,6 +50,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
 
 /// One JSON value per non-blank line; an error names the line.
 pub fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>, FileError> {
+    Ok(read_jsonl_numbered(path)?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect())
+}
+
+/// [`read_jsonl`] with each value's 1-based line number, for errors about its content.
+pub fn read_jsonl_numbered(path: &Path) -> Result<Vec<(usize, serde_json::Value)>, FileError> {
     let file = fs::File::open(path).map_err(io_err(path))?;
     let mut records = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
@@ -62,7 +70,7 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>, FileError> {
             line: i + 1,
             source,
         })?;
-        records.push(value);
+        records.push((i + 1, value));
     }
     Ok(records)
 }

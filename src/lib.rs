@@ -13,6 +13,7 @@ pub mod logging;
 pub mod model;
 pub mod progress;
 pub mod script;
+pub mod tasks;
 pub mod tokenize;
 pub mod train;
 

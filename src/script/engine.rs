@@ -3,7 +3,9 @@
 
 use rhai::{Engine, Module};
 
-use super::{ScriptContext, align, config, io, model, progress, resolver, tensor, torch, train};
+use super::{
+    ScriptContext, align, config, io, model, progress, resolver, tasks, tensor, torch, train,
+};
 use crate::logging::PRINT_TARGET;
 
 /// A domain's natives: its `#[export_module]` plus what a plugin module cannot declare
@@ -24,6 +26,7 @@ pub const DOMAINS: &[Domain] = &[
     tensor::DOMAIN,
     train::DOMAIN,
     align::DOMAIN,
+    tasks::DOMAIN,
 ];
 
 impl Domain {

@@ -21,6 +21,7 @@ mod io;
 pub mod model;
 mod options;
 mod progress;
+mod tasks;
 pub mod tensor;
 mod torch;
 mod train;

@@ -1,0 +1,211 @@
+//! Task natives: load datasets, generate the synthetic arithmetic task, build the policy
+//! prompt, extract and score answers, accuracy with a confidence interval.
+
+use rhai::plugin::*;
+
+use super::engine::Domain;
+use crate::tasks::Problem;
+
+pub const DOMAIN: Domain = Domain {
+    name: "tasks",
+    module: || exported_module!(tasks_api),
+    extra: |_| {},
+};
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+fn problems_array(problems: Vec<Problem>) -> rhai::Array {
+    problems
+        .into_iter()
+        .map(|p| {
+            let mut m = rhai::Map::new();
+            m.insert("problem".into(), p.problem.into());
+            m.insert("solution".into(), p.solution.into());
+            m.insert("answer".into(), p.answer.into());
+            m.into()
+        })
+        .collect()
+}
+
+fn parse<T: std::str::FromStr<Err = String>>(what: &str, s: &str) -> Res<T> {
+    s.parse().map_err(|e: String| format!("{what}: {e}").into())
+}
+
+/// Tasks: `{problem, solution, answer}` records from the shipped datasets (ECQA,
+/// OpenBookQA, GSM8K normalised, SVAMP) or your own JSONL, the synthetic arithmetic task,
+/// the policy prompt, answer extraction and scoring (RLMEC.md, "Data shapes").
+#[export_module]
+pub mod tasks_api {
+    use std::path::Path;
+
+    use super::{Res, parse, problems_array};
+    use crate::script::options::Options;
+    use crate::tasks::answer::{self, accuracy as wilson};
+    use crate::tasks::load::{FieldMap, load};
+    use crate::tasks::prompt::policy_prompt as prompt_of;
+    use crate::tasks::synthetic::{Difficulty, Op, splits};
+    use crate::tasks::{Fidelity, TaskKind};
+
+    /// Records of a dataset file as `{problem, solution, answer}`: JSONL (ECQA, OpenBookQA,
+    /// your own; GSM8K's `{question, answer}` with `<<…>>` and `#### N` is normalised to a
+    /// final `The answer is N` line) or a JSON array (SVAMP). A bad line is an error naming
+    /// the file, line and field.
+    ///
+    /// ```rhai
+    /// let test = task_load("data/qa/ecqa/test.jsonl");
+    /// print(`${test.len()} problems; first answer: ${test[0].answer}`);
+    /// let gsm = task_load("data/math/gsm8k_test.jsonl");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn task_load(path: &str) -> Res<rhai::Array> {
+        task_load_with(path, rhai::Map::new())
+    }
+
+    /// [`task_load`] with `#{problem: "...", solution: "...", answer: "..."}`: the names
+    /// of those fields in your records.
+    ///
+    /// ```rhai
+    /// let test = task_load("data/qa/ecqa/test.jsonl", #{problem: "problem", answer: "answer"});
+    /// ```
+    #[rhai_fn(name = "task_load", return_raw)]
+    pub fn task_load_with(path: &str, fields: rhai::Map) -> Res<rhai::Array> {
+        let mut o = Options::new("task_load", fields);
+        let defaults = FieldMap::default();
+        let fields = FieldMap {
+            problem: o.string("problem", &defaults.problem)?,
+            solution: o.string("solution", &defaults.solution)?,
+            answer: o.string("answer", &defaults.answer)?,
+        };
+        o.finish()?;
+        let problems = load(Path::new(path), &fields).map_err(|e| format!("task_load: {e}"))?;
+        Ok(problems_array(problems))
+    }
+
+    /// The synthetic arithmetic task: `#{train: [...], test: [...]}` of multi-step word
+    /// problems, one `a op b = c` step per solution line; options `n_train` (1000),
+    /// `n_test` (200), `seed` (0), `min_steps` (2), `max_steps` (4), `max_operand` (50),
+    /// `ops` (`["+", "-", "*"]`). Deterministic for a seed; the splits share no problem.
+    ///
+    /// ```rhai
+    /// let task = task_synthetic(#{n_train: 20, n_test: 5, seed: 1, max_steps: 3});
+    /// print(task.train[0].problem);
+    /// print(task.train[0].solution);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn task_synthetic(options: rhai::Map) -> Res<rhai::Map> {
+        let mut o = Options::new("task_synthetic", options);
+        let d = Difficulty::default();
+        let n_train = o.count("n_train", 1000)?;
+        let n_test = o.count("n_test", 200)?;
+        let seed = o.int("seed", 0)? as u64;
+        let ops = o.strings("ops")?;
+        let difficulty = Difficulty {
+            min_steps: o.count("min_steps", d.min_steps)?,
+            max_steps: o.count("max_steps", d.max_steps)?,
+            max_operand: o.int("max_operand", d.max_operand)?,
+            ops: if ops.is_empty() {
+                d.ops
+            } else {
+                ops.iter()
+                    .map(|s| Op::parse(s))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("task_synthetic: {e}"))?
+            },
+        };
+        o.finish()?;
+        if difficulty.max_operand < 2 || difficulty.min_steps > difficulty.max_steps {
+            return Err("task_synthetic: need max_operand >= 2 and min_steps <= max_steps".into());
+        }
+        let (train, test) = splits(n_train, n_test, seed, &difficulty);
+        let mut m = rhai::Map::new();
+        m.insert("train".into(), problems_array(train).into());
+        m.insert("test".into(), problems_array(test).into());
+        Ok(m)
+    }
+
+    /// The policy prompt for `kind` (`"qa"` or `"math"`): the Alpaca header, the problem,
+    /// `### Response: Let's think step by step.` + newline (QA) or `### Response:` (math).
+    ///
+    /// ```rhai
+    /// let p = policy_prompt("qa", "Where do you keep milk?\nOptions:\nfridge\noven");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn policy_prompt(kind: &str, problem: &str) -> Res<String> {
+        policy_prompt_with(kind, problem, "corrected")
+    }
+
+    /// [`policy_prompt`] in a `fidelity`: `"paper"` keeps the public code's single newline
+    /// before `### Instruction:` in math prompts.
+    ///
+    /// ```rhai
+    /// let p = policy_prompt("math", "2 + 2?", "paper");
+    /// ```
+    #[rhai_fn(name = "policy_prompt", return_raw)]
+    pub fn policy_prompt_with(kind: &str, problem: &str, fidelity: &str) -> Res<String> {
+        let kind: TaskKind = parse("policy_prompt", kind)?;
+        let fidelity: Fidelity = parse("policy_prompt", fidelity)?;
+        Ok(prompt_of(kind, problem, fidelity))
+    }
+
+    /// The text after the last `The answer is`, trimmed; `()` when there is none.
+    ///
+    /// ```rhai
+    /// print(extract_answer("Milk goes in the fridge.\nThe answer is fridge"));   // fridge
+    /// ```
+    pub fn extract_answer(text: &str) -> Dynamic {
+        answer::extract_answer(text).map_or(Dynamic::UNIT, Dynamic::from)
+    }
+
+    /// Whether a model output answers `gold`: QA case-insensitively, math numerically
+    /// (within 1e-4, commas and a final `.` dropped).
+    ///
+    /// ```rhai
+    /// print(is_correct("qa", "The answer is Fridge", "fridge"));        // true
+    /// print(is_correct("math", "The answer is 1,018.", "1018"));        // true
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn is_correct(kind: &str, prediction: &str, gold: &str) -> Res<bool> {
+        is_correct_with(kind, prediction, gold, "corrected")
+    }
+
+    /// [`is_correct`] in a `fidelity`: `"paper"` lower-cases only the prediction (QA) and
+    /// compares extracted number strings exactly (math), as the public code.
+    ///
+    /// ```rhai
+    /// print(is_correct("qa", "The answer is fridge", "Fridge", "paper"));   // false
+    /// ```
+    #[rhai_fn(name = "is_correct", return_raw)]
+    pub fn is_correct_with(kind: &str, prediction: &str, gold: &str, fidelity: &str) -> Res<bool> {
+        let kind: TaskKind = parse("is_correct", kind)?;
+        let fidelity: Fidelity = parse("is_correct", fidelity)?;
+        Ok(answer::is_correct(kind, prediction, gold, fidelity))
+    }
+
+    /// Accuracy of an array of booleans with its 95% Wilson interval:
+    /// `#{n, correct, accuracy, low, high}`.
+    ///
+    /// ```rhai
+    /// let a = accuracy([true, false, true, true]);
+    /// print(`${a.accuracy} [${a.low}, ${a.high}]`);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn accuracy(outcomes: rhai::Array) -> Res<rhai::Map> {
+        let flags = outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.as_bool().map_err(|_| {
+                    format!("accuracy: element {i} is {}, not a boolean", v.type_name())
+                })
+            })
+            .collect::<Result<Vec<bool>, _>>()?;
+        let a = wilson(&flags);
+        let mut m = rhai::Map::new();
+        m.insert("n".into(), (a.n as i64).into());
+        m.insert("correct".into(), (a.correct as i64).into());
+        m.insert("accuracy".into(), a.accuracy.into());
+        m.insert("low".into(), a.low.into());
+        m.insert("high".into(), a.high.into());
+        Ok(m)
+    }
+}

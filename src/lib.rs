@@ -14,6 +14,7 @@ pub mod model;
 pub mod progress;
 pub mod script;
 pub mod tasks;
+pub mod teacher;
 pub mod tokenize;
 pub mod train;
 

@@ -4,7 +4,8 @@
 use rhai::{Engine, Module};
 
 use super::{
-    ScriptContext, align, config, io, model, progress, resolver, tasks, tensor, torch, train,
+    ScriptContext, align, config, io, model, progress, resolver, tasks, teacher, tensor, torch,
+    train,
 };
 use crate::logging::PRINT_TARGET;
 
@@ -27,6 +28,7 @@ pub const DOMAINS: &[Domain] = &[
     train::DOMAIN,
     align::DOMAIN,
     tasks::DOMAIN,
+    teacher::DOMAIN,
 ];
 
 impl Domain {

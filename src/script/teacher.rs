@@ -1,0 +1,139 @@
+//! Teacher natives: the minimum-edit protocol of steps 2 and 5 over a named teacher.
+
+use rhai::plugin::*;
+
+use super::engine::Domain;
+
+pub const DOMAIN: Domain = Domain {
+    name: "teacher",
+    module: || exported_module!(teacher_api),
+    extra: |_| {},
+};
+
+/// Teachers locate the first wrong step of a prediction and rewrite it with the fewest
+/// edits (RLMEC.md, step 2). Offline: `arith` (exact, arithmetic) and `reference` (QA, from
+/// the gold rationale).
+#[export_module]
+pub mod teacher_api {
+    use std::path::Path;
+
+    use crate::script::options::Options;
+    use crate::tasks::answer::extract_answer;
+    use crate::tasks::{Fidelity, TaskKind};
+    use crate::teacher::minimum_edit::{Outcome, Sample, judge};
+    use crate::teacher::{Case, by_name};
+
+    /// Run the minimum-edit protocol with `teacher` on `samples` (maps with `problem` (or
+    /// `question`), `solution`, `prediction`, and `answer` — taken from the solution's answer
+    /// line when absent) of task `kind` (`"qa"` or `"math"`). Returns the public code's
+    /// records `{question, solution, prediction, error_step, fix_pred, is_correct}`; a
+    /// correct prediction short-circuits. Options: `fidelity` (`"corrected"` | `"paper"`),
+    /// `out` (write the records there as JSONL, atomically).
+    ///
+    /// ```rhai
+    /// let task = task_synthetic(#{n_train: 1, n_test: 0, seed: 3, max_steps: 2, ops: ["+"]});
+    /// let p = task.train[0];
+    /// let wrong = p.solution;
+    /// wrong.replace(" = ", " = 1");                     // every result off,
+    /// wrong.replace("answer is ", "answer is 1");       // the answer too
+    /// let recs = minimum_edit("arith", "math", [#{problem: p.problem, solution: p.solution,
+    ///                                              answer: p.answer, prediction: wrong}]);
+    /// print(`step ${recs[0].error_step}: ${recs[0].fix_pred} (${recs[0].is_correct})`);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn minimum_edit(
+        teacher: &str,
+        kind: &str,
+        samples: rhai::Array,
+    ) -> Result<rhai::Array, Box<EvalAltResult>> {
+        minimum_edit_with(teacher, kind, samples, rhai::Map::new())
+    }
+
+    /// [`minimum_edit`] with `#{fidelity, out}`.
+    ///
+    /// ```rhai
+    /// let recs = minimum_edit("reference", "qa", [#{
+    ///     problem: "Where is milk kept cold?\nOptions:\nfridge\noven",
+    ///     solution: "A fridge keeps things cold.\nThe answer is fridge",
+    ///     prediction: "Ovens are warm.\nThe answer is oven"}], #{fidelity: "paper"});
+    /// ```
+    #[rhai_fn(name = "minimum_edit", return_raw)]
+    pub fn minimum_edit_with(
+        teacher: &str,
+        kind: &str,
+        samples: rhai::Array,
+        options: rhai::Map,
+    ) -> Result<rhai::Array, Box<EvalAltResult>> {
+        let mut o = Options::new("minimum_edit", options);
+        let fidelity: Fidelity = o
+            .string("fidelity", "corrected")?
+            .parse()
+            .map_err(|e: String| format!("minimum_edit: {e}"))?;
+        let out = o.string("out", "")?;
+        o.finish()?;
+        let kind: TaskKind = kind
+            .parse()
+            .map_err(|e: String| format!("minimum_edit: {e}"))?;
+        let teacher = by_name(teacher).map_err(|e| format!("minimum_edit: {e}"))?;
+        let bar = crate::progress::bar(samples.len() as u64, "minimum edit");
+        let mut records = Vec::new();
+        let mut dropped = 0;
+        for (i, s) in samples.iter().enumerate() {
+            let map = s.read_lock::<rhai::Map>().ok_or_else(|| {
+                format!("minimum_edit: sample {i} is {}, not a map", s.type_name())
+            })?;
+            let field = |names: &[&str]| -> Option<String> {
+                names
+                    .iter()
+                    .find_map(|n| map.get(*n).and_then(|v| v.clone().into_string().ok()))
+            };
+            let need = |names: &[&str]| {
+                field(names).ok_or_else(|| {
+                    format!("minimum_edit: sample {i}: missing field `{}`", names[0])
+                })
+            };
+            let case = Case {
+                problem: need(&["problem", "question"])?,
+                solution: need(&["solution"])?,
+                prediction: need(&["prediction"])?,
+            };
+            let answer = field(&["answer"])
+                .or_else(|| extract_answer(&case.solution))
+                .ok_or_else(|| {
+                    format!(
+                        "minimum_edit: sample {i}: no `answer` and no answer line in `solution`"
+                    )
+                })?;
+            let sample = Sample { case, answer };
+            match judge(teacher.as_ref(), kind, &sample, fidelity)
+                .map_err(|e| format!("minimum_edit: sample {i}: {e}"))?
+            {
+                Outcome::Record(r) => records.push(r),
+                Outcome::Dropped { reply } => {
+                    dropped += 1;
+                    tracing::info!(
+                        "minimum_edit: sample {i} dropped: the teacher named no usable step twice (last reply {reply:?})"
+                    );
+                }
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        tracing::info!(
+            "minimum_edit ({}): {} records, {dropped} dropped",
+            teacher.name(),
+            records.len()
+        );
+        let json: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| serde_json::to_value(r).expect("records serialise"))
+            .collect();
+        if !out.is_empty() {
+            crate::files::write_jsonl(Path::new(&out), &json)
+                .map_err(|e| format!("minimum_edit: {e}"))?;
+        }
+        json.iter()
+            .map(|v| rhai::serde::to_dynamic(v).map_err(|e| format!("minimum_edit: {e}").into()))
+            .collect()
+    }
+}

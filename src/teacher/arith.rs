@@ -1,0 +1,324 @@
+//! The `arith` teacher: exact, offline, for arithmetic word problems.
+//!
+//! It reads every `a op b = c` of a prediction's steps. The first wrong step is the first
+//! whose result is not `a op b`, or whose first operand is a number that is neither in the
+//! problem nor an earlier result (it contradicts what came before), else the answer line
+//! when it disagrees with the last result. The rewrite is the smallest edit: that result
+//! (or operand) corrected, the corrected values carried through the later steps and the
+//! answer line, every other byte kept.
+
+use std::collections::HashMap;
+
+use super::steps::steps;
+use super::{Case, Teacher, TeacherError};
+
+/// A number in a line: its value and byte span.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Number {
+    value: f64,
+    start: usize,
+    end: usize,
+}
+
+/// `a op b = c` found in a line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Equation {
+    a: Number,
+    op: char,
+    b: Number,
+    c: Number,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Token {
+    Num(Number),
+    Op(char),
+    Eq,
+    Other,
+}
+
+fn tokens(line: &str) -> Vec<Token> {
+    let chars: Vec<(usize, char)> = line.char_indices().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let (at, c) = chars[i];
+        if c.is_ascii_digit() {
+            let mut j = i;
+            while j < chars.len()
+                && (chars[j].1.is_ascii_digit()
+                    || (matches!(chars[j].1, ',' | '.')
+                        && chars.get(j + 1).is_some_and(|n| n.1.is_ascii_digit())))
+            {
+                j += 1;
+            }
+            let end = chars.get(j).map_or(line.len(), |n| n.0);
+            let text: String = line[at..end].chars().filter(|&c| c != ',').collect();
+            out.push(Token::Num(Number {
+                value: text.parse().unwrap_or(f64::NAN),
+                start: at,
+                end,
+            }));
+            i = j;
+            continue;
+        }
+        out.push(match c {
+            '+' | '-' | '*' | '/' | '×' | 'x' if is_operator(&chars, i) => Token::Op(c),
+            '=' => Token::Eq,
+            c if c.is_whitespace() || c == '$' => {
+                i += 1;
+                continue;
+            }
+            _ => Token::Other,
+        });
+        i += 1;
+    }
+    out
+}
+
+/// `x` is an operator only standing alone (`3 x 4`), not inside a word.
+fn is_operator(chars: &[(usize, char)], i: usize) -> bool {
+    if chars[i].1 != 'x' {
+        return true;
+    }
+    let alone = |k: Option<&(usize, char)>| k.is_none_or(|c| c.1.is_whitespace());
+    alone(i.checked_sub(1).and_then(|k| chars.get(k))) && alone(chars.get(i + 1))
+}
+
+fn equation(line: &str) -> Option<Equation> {
+    let t = tokens(line);
+    t.windows(5).find_map(|w| match w {
+        [
+            Token::Num(a),
+            Token::Op(op),
+            Token::Num(b),
+            Token::Eq,
+            Token::Num(c),
+        ] => Some(Equation {
+            a: *a,
+            op: *op,
+            b: *b,
+            c: *c,
+        }),
+        _ => None,
+    })
+}
+
+fn apply(op: char, a: f64, b: f64) -> f64 {
+    match op {
+        '+' => a + b,
+        '-' => a - b,
+        '/' => a / b,
+        _ => a * b,
+    }
+}
+
+fn same(x: f64, y: f64) -> bool {
+    (x - y).abs() <= 1e-6 * (1.0 + y.abs())
+}
+
+fn format(x: f64) -> String {
+    if x.fract().abs() < 1e-9 && x.abs() < 1e15 {
+        format!("{}", x.round() as i64)
+    } else {
+        format!("{:.4}", x).trim_end_matches('0').to_string()
+    }
+}
+
+fn numbers(line: &str) -> Vec<Number> {
+    tokens(line)
+        .into_iter()
+        .filter_map(|t| match t {
+            Token::Num(n) => Some(n),
+            _ => None,
+        })
+        .collect()
+}
+
+const ANSWER: &str = "The answer is";
+
+/// Where the prediction first goes wrong, and how its first wrong equation should read.
+fn first_error(case: &Case) -> Option<usize> {
+    let lines = steps(&case.prediction);
+    let known: Vec<f64> = numbers(&case.problem).iter().map(|n| n.value).collect();
+    let mut results: Vec<f64> = Vec::new();
+    for (k, line) in lines.iter().enumerate() {
+        if let Some(eq) = equation(line) {
+            let from_nowhere =
+                !results.is_empty() && !known.iter().chain(&results).any(|&v| same(v, eq.a.value));
+            if from_nowhere || !same(eq.c.value, apply(eq.op, eq.a.value, eq.b.value)) {
+                return Some(k);
+            }
+            results.push(eq.c.value);
+        } else if let Some(at) = line.rfind(ANSWER) {
+            let said = numbers(&line[at..]).first().map(|n| n.value);
+            if let (Some(said), Some(&last)) = (said, results.last())
+                && !same(said, last)
+            {
+                return Some(k);
+            }
+        }
+    }
+    None
+}
+
+/// Replace the numbers of `line` whose value was corrected, by span, right to left.
+fn carry(line: &str, corrected: &HashMap<u64, f64>, spans: &[Number]) -> String {
+    let mut out = line.to_string();
+    for n in spans.iter().rev() {
+        if let Some(&new) = corrected.get(&n.value.to_bits()) {
+            out.replace_range(n.start..n.end, &format(new));
+        }
+    }
+    out
+}
+
+/// The prediction's steps from `k` on, corrected.
+fn corrected_from(case: &Case, k: usize) -> String {
+    let lines = steps(&case.prediction);
+    let mut last_result = lines[..k]
+        .iter()
+        .rev()
+        .find_map(|l| equation(l))
+        .map(|e| e.c.value);
+    let mut corrected: HashMap<u64, f64> = HashMap::new();
+    let mut out = Vec::new();
+    for (j, line) in lines.iter().enumerate().skip(k) {
+        let Some(eq) = equation(line) else {
+            // Non-equation lines (the answer line too) carry corrected values.
+            let mut fixed = carry(line, &corrected, &numbers(line));
+            if let (Some(at), Some(last)) = (fixed.rfind(ANSWER), last_result) {
+                let tail = &fixed[at..];
+                if let Some(n) = numbers(tail).first()
+                    && !same(n.value, last)
+                {
+                    let (s, e) = (at + n.start, at + n.end);
+                    fixed.replace_range(s..e, &format(last));
+                }
+            }
+            out.push(fixed);
+            continue;
+        };
+        let mut a = corrected
+            .get(&eq.a.value.to_bits())
+            .copied()
+            .unwrap_or(eq.a.value);
+        if j == k
+            && let Some(prev) = last_result
+        {
+            let known = numbers(&case.problem);
+            let from_nowhere = !known.iter().any(|n| same(n.value, eq.a.value))
+                && !lines[..k]
+                    .iter()
+                    .filter_map(|l| equation(l))
+                    .any(|e| same(e.c.value, eq.a.value));
+            if from_nowhere {
+                a = prev;
+            }
+        }
+        let b = corrected
+            .get(&eq.b.value.to_bits())
+            .copied()
+            .unwrap_or(eq.b.value);
+        let c = apply(eq.op, a, b);
+        let mut fixed = line.to_string();
+        for (n, v) in [(eq.c, c), (eq.b, b), (eq.a, a)] {
+            if !same(n.value, v) {
+                fixed.replace_range(n.start..n.end, &format(v));
+            }
+        }
+        if !same(eq.c.value, c) {
+            corrected.insert(eq.c.value.to_bits(), c);
+        }
+        last_result = Some(c);
+        out.push(fixed);
+    }
+    out.join("\n")
+}
+
+pub struct Arith;
+
+impl Teacher for Arith {
+    fn locate(&self, case: &Case) -> Result<String, TeacherError> {
+        Ok(match first_error(case) {
+            Some(k) => format!("[{k}]"),
+            None => "correct".into(),
+        })
+    }
+
+    fn rewrite(&self, case: &Case, k: usize, _prefix: &str) -> Result<String, TeacherError> {
+        if k >= steps(&case.prediction).len() {
+            return Ok(String::new());
+        }
+        Ok(corrected_from(case, k))
+    }
+
+    fn name(&self) -> String {
+        "arith".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(prediction: &str) -> Case {
+        Case {
+            problem: "Tom has 12 apples. Then he gets 5 more apples. Then he doubles them.".into(),
+            solution: String::new(),
+            prediction: prediction.into(),
+        }
+    }
+
+    #[test]
+    fn finds_the_first_wrong_result_and_carries_the_fix() {
+        let c = case(
+            "Tom gets 5 more, so he has 12 + 5 = 18 apples.\nTom doubles them, so he has 18 * 2 = 36 apples.\nThe answer is 36",
+        );
+        assert_eq!(Arith.locate(&c).unwrap(), "[0]");
+        assert_eq!(
+            Arith.rewrite(&c, 0, "").unwrap(),
+            "Tom gets 5 more, so he has 12 + 5 = 17 apples.\nTom doubles them, so he has 17 * 2 = 34 apples.\nThe answer is 34"
+        );
+    }
+
+    #[test]
+    fn a_later_wrong_step_keeps_the_prefix() {
+        let c = case(
+            "Tom gets 5 more, so he has 12 + 5 = 17 apples.\nTom doubles them, so he has 17 * 2 = 35 apples.\nThe answer is 35",
+        );
+        assert_eq!(Arith.locate(&c).unwrap(), "[1]");
+        assert_eq!(
+            Arith
+                .rewrite(&c, 1, "Tom gets 5 more, so he has 12 + 5 = 17 apples.")
+                .unwrap(),
+            "Tom doubles them, so he has 17 * 2 = 34 apples.\nThe answer is 34"
+        );
+    }
+
+    #[test]
+    fn an_operand_from_nowhere_and_a_wrong_answer_line() {
+        let c = case(
+            "Tom gets 5 more, so he has 12 + 5 = 17 apples.\nTom doubles them, so he has 19 * 2 = 38 apples.\nThe answer is 38",
+        );
+        assert_eq!(Arith.locate(&c).unwrap(), "[1]");
+        assert_eq!(
+            Arith.rewrite(&c, 1, "x").unwrap(),
+            "Tom doubles them, so he has 17 * 2 = 34 apples.\nThe answer is 34"
+        );
+        let c = case("He has 12 + 5 = 17 apples.\nThe answer is 71");
+        assert_eq!(Arith.locate(&c).unwrap(), "[1]");
+        assert_eq!(Arith.rewrite(&c, 1, "x").unwrap(), "The answer is 17");
+        let right = case("He has 12 + 5 = 17 apples.\nThe answer is 17");
+        assert_eq!(Arith.locate(&right).unwrap(), "correct");
+    }
+
+    #[test]
+    fn reads_money_commas_and_x() {
+        let eq = equation("She makes 9 x $2 = $1,8 a day").unwrap();
+        assert_eq!((eq.a.value, eq.op, eq.b.value), (9.0, 'x', 2.0));
+        assert!(equation("extra 3 = 3").is_none());
+        assert_eq!(format(2.5), "2.5");
+        assert_eq!(format(34.0), "34");
+    }
+}

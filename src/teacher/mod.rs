@@ -1,0 +1,52 @@
+//! Teachers: who locates the first wrong step of a prediction and rewrites it with the
+//! fewest edits (RLMEC.md, step 2; the trained GRM does the same in step 5).
+//!
+//! One trait, backends chosen by a string: the offline rule teachers `arith` (exact, for
+//! arithmetic) and `reference` (QA, from the gold rationale) answer without a model or a
+//! network. [`minimum_edit`] runs the two-question protocol over any of them.
+
+pub mod arith;
+pub mod minimum_edit;
+pub mod reference;
+pub mod steps;
+
+/// What a teacher sees: the problem, its gold solution and the prediction to judge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub problem: String,
+    pub solution: String,
+    pub prediction: String,
+}
+
+/// The two questions of the protocol, as a teacher answers them: free text, parsed by the
+/// protocol the same way for every backend.
+pub trait Teacher {
+    /// The reply to the locate question: the label of the first wrong step (`[k]`), or
+    /// `correct`.
+    fn locate(&self, case: &Case) -> Result<String, TeacherError>;
+
+    /// The continuation after the prefill `Correct prediction: <prefix>`, where `prefix`
+    /// is the prediction's steps before step `k` (model teachers see only the prefix): the
+    /// corrected steps from the first wrong one on.
+    fn rewrite(&self, case: &Case, k: usize, prefix: &str) -> Result<String, TeacherError>;
+
+    /// The name that goes into records and caches.
+    fn name(&self) -> String;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TeacherError {
+    #[error("unknown teacher `{0}`: expected arith, reference")]
+    Unknown(String),
+    #[error("{teacher}: {message}")]
+    Failed { teacher: String, message: String },
+}
+
+/// A teacher by name: `arith`, `reference`.
+pub fn by_name(name: &str) -> Result<Box<dyn Teacher + Send + Sync>, TeacherError> {
+    match name {
+        "arith" => Ok(Box::new(arith::Arith)),
+        "reference" => Ok(Box::new(reference::Reference)),
+        other => Err(TeacherError::Unknown(other.to_string())),
+    }
+}

@@ -20,7 +20,8 @@ pub mod teacher_api {
     use crate::script::options::Options;
     use crate::tasks::answer::extract_answer;
     use crate::tasks::{Fidelity, TaskKind};
-    use crate::teacher::minimum_edit::{Outcome, Sample, judge};
+    use crate::teacher::grm_data::grm_examples;
+    use crate::teacher::minimum_edit::{EditRecord, Outcome, Sample, judge};
     use crate::teacher::{Case, by_name};
 
     /// Run the minimum-edit protocol with `teacher` on `samples` (maps with `problem` (or
@@ -134,6 +135,33 @@ pub mod teacher_api {
         }
         json.iter()
             .map(|v| rhai::serde::to_dynamic(v).map_err(|e| format!("minimum_edit: {e}").into()))
+            .collect()
+    }
+
+    /// GRM training examples (RLMEC.md, step 3) from teacher records: `{input, output}` in
+    /// the GRM template — locate and rewrite for each fixed record, and each correct
+    /// prediction as a rewrite of itself with probability (fixed) / (all records), drawn
+    /// with `seed`. Train the GRM on them with `m.train(examples, #{objective: "sft"})`.
+    ///
+    /// ```rhai
+    /// let recs = [#{question: "Q", solution: "s\nThe answer is 1", prediction: "p\nThe answer is 2",
+    ///               error_step: 0, fix_pred: "s\nThe answer is 1", is_correct: true}];
+    /// let examples = grm_data(recs, 0);
+    /// print(examples[0].output);   // The first error step is [0]
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn grm_data(records: rhai::Array, seed: i64) -> Result<rhai::Array, Box<EvalAltResult>> {
+        let records = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                rhai::serde::from_dynamic::<EditRecord>(r)
+                    .map_err(|e| format!("grm_data: record {i}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        grm_examples(&records, seed as u64)
+            .iter()
+            .map(|v| rhai::serde::to_dynamic(v).map_err(|e| format!("grm_data: {e}").into()))
             .collect()
     }
 }

@@ -6,7 +6,9 @@
 //! network. [`minimum_edit`] runs the two-question protocol over any of them.
 
 pub mod arith;
+pub mod grm_data;
 pub mod minimum_edit;
+pub mod prompts;
 pub mod reference;
 pub mod steps;
 

@@ -181,6 +181,60 @@ pub mod tasks_api {
         Ok(answer::is_correct(kind, prediction, gold, fidelity))
     }
 
+    /// Step 1: sample `n` solutions per problem from `m` with the policy prompt of `kind`,
+    /// cut at the stop markers (`Problem:`, `Human:`, `Assistant:`, `Below is an
+    /// instruction`, EOS), identical predictions of a problem kept once. Options (the
+    /// paper's defaults): `n` 5, `temperature` 0.7, `top_p` 0.95, `max_new_tokens` 512,
+    /// `seed` 0, `batch_size` 16, `fidelity`. Returns `{question, solution, answer,
+    /// prediction}` records; deterministic for a seed, whatever the batch size.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// let task = task_synthetic(#{n_train: 2, n_test: 0});
+    /// let samples = m.sample("math", task.train, #{n: 2, max_new_tokens: 8});
+    /// print(samples.len());
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn sample(
+        model: &mut crate::script::model::ModelHandle,
+        kind: &str,
+        problems: rhai::Array,
+        options: rhai::Map,
+    ) -> Res<rhai::Array> {
+        use crate::tasks::sample::{SampleOptions, sample as run_sample};
+        let kind: TaskKind = parse("sample", kind)?;
+        let mut o = Options::new("sample", options);
+        let d = SampleOptions::default();
+        let opts = SampleOptions {
+            n: o.count("n", d.n)?,
+            sampling: crate::generate::sampler::SamplingParams {
+                temperature: o.float("temperature", d.sampling.temperature)?,
+                top_p: o.float("top_p", d.sampling.top_p)?,
+                top_k: o.int("top_k", d.sampling.top_k)?,
+            },
+            max_new_tokens: o.count("max_new_tokens", d.max_new_tokens)?,
+            seed: o.int("seed", d.seed as i64)? as u64,
+            batch_size: o.count("batch_size", d.batch_size)?,
+            fidelity: parse("sample", &o.string("fidelity", "corrected")?)?,
+        };
+        o.finish()?;
+        let problems = problems
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                rhai::serde::from_dynamic::<crate::tasks::Problem>(p)
+                    .map_err(|e| format!("sample: problem {i}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let model = model.lock();
+        let records =
+            run_sample(&model, kind, &problems, &opts).map_err(|e| format!("sample: {e}"))?;
+        records
+            .iter()
+            .map(|r| rhai::serde::to_dynamic(r).map_err(|e| format!("sample: {e}").into()))
+            .collect()
+    }
+
     /// Accuracy of an array of booleans with its 95% Wilson interval:
     /// `#{n, correct, accuracy, low, high}`.
     ///

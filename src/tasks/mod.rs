@@ -10,6 +10,7 @@
 pub mod answer;
 pub mod load;
 pub mod prompt;
+pub mod sample;
 pub mod synthetic;
 
 use std::str::FromStr;

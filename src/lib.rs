@@ -12,6 +12,7 @@ pub mod generate;
 pub mod logging;
 pub mod model;
 pub mod progress;
+pub mod rewards;
 pub mod script;
 pub mod tasks;
 pub mod teacher;

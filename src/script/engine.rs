@@ -4,8 +4,8 @@
 use rhai::{Engine, Module};
 
 use super::{
-    ScriptContext, align, config, io, model, progress, resolver, tasks, teacher, tensor, torch,
-    train,
+    ScriptContext, align, config, io, model, progress, resolver, rewards, tasks, teacher, tensor,
+    torch, train,
 };
 use crate::logging::PRINT_TARGET;
 
@@ -29,6 +29,7 @@ pub const DOMAINS: &[Domain] = &[
     align::DOMAIN,
     tasks::DOMAIN,
     teacher::DOMAIN,
+    rewards::DOMAIN,
 ];
 
 impl Domain {

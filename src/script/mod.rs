@@ -21,6 +21,7 @@ mod io;
 pub mod model;
 mod options;
 mod progress;
+mod rewards;
 mod tasks;
 mod teacher;
 pub mod tensor;

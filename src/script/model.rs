@@ -23,6 +23,11 @@ impl ModelHandle {
         Self(Arc::new(Mutex::new(model)))
     }
 
+    /// Whether both handles hold the same model.
+    pub fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The model (a panic elsewhere while it was held does not make it unusable).
     pub fn lock(&self) -> MutexGuard<'_, Model> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())

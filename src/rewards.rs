@@ -1,0 +1,198 @@
+//! Fine-grained supervision (RLMEC.md, step 6): token-level rewards from the GRM, reference
+//! log-probabilities from the policy, and imitation weights from the minimum-edit alignment,
+//! as the public trainer's `{input, output, regular, reward, ref_prob, weight_regular}`.
+//!
+//! For each usable record (its fix is correct), with the prediction + EOS and the fix + EOS
+//! tokenised apart from their prompts (no BOS):
+//! - `ref_prob[t]`: log-probability of prediction token `t` under the policy, after the
+//!   policy prompt;
+//! - `p[t]`: probability of the same token under the GRM when the prediction is forced as
+//!   its rewrite (rewrite prompt, response `Correct prediction:`);
+//! - reward: `clip(p − 0.5, 0, 0.5)` for a correct prediction, `clip(p − 0.5, −0.1, 0)`
+//!   for a fixed one;
+//! - imitation target: the prediction itself with weight 0.5 (correct), or the fix with 0.5
+//!   and 1.0 on the tokens the alignment flags (fixed).
+//!
+//! Correct predictions are de-duplicated per problem on a normalised form (spaces, newlines
+//! and periods removed) and at most 2 per problem kept, chosen with a seeded stream (math
+//! keeps all). Pairs whose prompt + sequence + EOS + 1 exceed `max_len` are skipped.
+
+use std::collections::{HashMap, HashSet};
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use crate::align::{Mode, align};
+use crate::generate::GenerateError;
+use crate::generate::score::score;
+use crate::model::Model;
+use crate::tasks::answer::{extract_answer, is_correct};
+use crate::tasks::prompt::policy_prompt;
+use crate::tasks::{Fidelity, TaskKind};
+use crate::teacher::minimum_edit::EditRecord;
+use crate::teacher::prompts::grm_rewrite;
+
+#[derive(Debug, Clone)]
+pub struct RewardOptions {
+    pub fidelity: Fidelity,
+    pub alignment: Mode,
+    /// Prompt + sequence + EOS + 1 must not exceed this.
+    pub max_len: usize,
+    /// Correct predictions kept per problem (QA); `None` keeps all.
+    pub correct_per_problem: Option<usize>,
+    pub seed: u64,
+    pub batch_size: usize,
+}
+
+impl RewardOptions {
+    pub fn paper(kind: TaskKind) -> Self {
+        Self {
+            fidelity: Fidelity::Corrected,
+            alignment: Mode::Paper,
+            max_len: 2000,
+            correct_per_problem: (kind == TaskKind::Qa).then_some(2),
+            seed: 0,
+            batch_size: 8,
+        }
+    }
+}
+
+/// Whether a record's prediction counts as correct: by its answer (corrected) or by
+/// `error_step == -1` (the public code).
+fn prediction_correct(kind: TaskKind, r: &EditRecord, fidelity: Fidelity) -> bool {
+    match fidelity {
+        Fidelity::Paper => r.error_step == -1,
+        Fidelity::Corrected => extract_answer(&r.solution)
+            .is_some_and(|gold| is_correct(kind, &r.prediction, &gold, fidelity)),
+    }
+}
+
+fn normalised(text: &str) -> String {
+    text.chars()
+        .filter(|c| !matches!(c, ' ' | '\n' | '.'))
+        .collect()
+}
+
+/// The records of step 6 for `records` (steps 2/5's output), in record order.
+pub fn token_rewards(
+    policy: &Model,
+    grm: &Model,
+    kind: TaskKind,
+    records: &[EditRecord],
+    opts: &RewardOptions,
+) -> Result<Vec<Value>, GenerateError> {
+    let eos =
+        *policy.special.eos.first().ok_or_else(|| {
+            GenerateError::Invalid("the policy has no end-of-sequence token".into())
+        })?;
+    let with_eos = |text: &str| -> Result<Vec<i64>, GenerateError> {
+        let mut ids = policy.tokenizer.encode(text)?;
+        ids.push(eos);
+        Ok(ids)
+    };
+
+    // Which records: usable fixes; correct predictions de-duplicated and capped per problem.
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let mut correct_by_problem: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut chosen = Vec::new();
+    for (i, r) in records.iter().enumerate().filter(|(_, r)| r.is_correct) {
+        if prediction_correct(kind, r, opts.fidelity) {
+            correct_by_problem.entry(&r.question).or_default().push(i);
+        } else {
+            chosen.push(i);
+        }
+    }
+    for indices in correct_by_problem.values() {
+        let mut seen = HashSet::new();
+        let mut unique: Vec<usize> = indices
+            .iter()
+            .copied()
+            .filter(|&i| seen.insert(normalised(&records[i].prediction)))
+            .collect();
+        if let Some(cap) = opts.correct_per_problem {
+            unique.shuffle(&mut rng);
+            unique.truncate(cap);
+        }
+        chosen.extend(unique);
+    }
+    chosen.sort_unstable();
+
+    struct Item {
+        record: usize,
+        correct: bool,
+        prompt: String,
+        prediction: Vec<i64>,
+        target: Vec<i64>,
+    }
+    let mut items = Vec::new();
+    for i in chosen {
+        let r = &records[i];
+        let correct = prediction_correct(kind, r, opts.fidelity);
+        let prompt = policy_prompt(kind, &r.question, opts.fidelity);
+        let prompt_len = policy.tokenizer.encode(&prompt)?.len();
+        let prediction = with_eos(&r.prediction)?;
+        let target = if correct {
+            prediction.clone()
+        } else {
+            with_eos(&r.fix_pred)?
+        };
+        if prompt_len + prediction.len().max(target.len()) + 1 > opts.max_len {
+            tracing::debug!("step 6: record {i} skipped: longer than {}", opts.max_len);
+            continue;
+        }
+        items.push(Item {
+            record: i,
+            correct,
+            prompt,
+            prediction,
+            target,
+        });
+    }
+
+    let ref_pairs: Vec<(Vec<i64>, Vec<i64>)> = items
+        .iter()
+        .map(|it| Ok((policy.tokenizer.encode(&it.prompt)?, it.prediction.clone())))
+        .collect::<Result<_, GenerateError>>()?;
+    let ref_logp = score(policy, &ref_pairs, opts.batch_size)?;
+    let grm_pairs: Vec<(Vec<i64>, Vec<i64>)> = items
+        .iter()
+        .map(|it| {
+            let r = &records[it.record];
+            let prompt = grm_rewrite(&r.question, &r.solution, &r.prediction);
+            Ok((grm.tokenizer.encode(&prompt)?, it.prediction.clone()))
+        })
+        .collect::<Result<_, GenerateError>>()?;
+    let grm_logp = score(grm, &grm_pairs, opts.batch_size)?;
+
+    Ok(items
+        .iter()
+        .zip(ref_logp.iter().zip(&grm_logp))
+        .map(|(it, (ref_lp, grm_lp))| {
+            let r = &records[it.record];
+            let (lo, hi) = if it.correct { (0.0, 0.5) } else { (-0.1, 0.0) };
+            let reward: Vec<f64> = grm_lp
+                .iter()
+                .map(|&lp| (f64::from(lp).exp() - 0.5).clamp(lo, hi))
+                .collect();
+            let weights: Vec<f64> = if it.correct {
+                vec![0.5; it.target.len()]
+            } else {
+                align(&it.prediction, &it.target, opts.alignment)
+                    .flags
+                    .iter()
+                    .map(|&f| if f { 1.0 } else { 0.5 })
+                    .collect()
+            };
+            json!({
+                "input": it.prompt,
+                "output": r.prediction,
+                "regular": if it.correct { &r.prediction } else { &r.fix_pred },
+                "reward": reward,
+                "ref_prob": ref_lp,
+                "weight_regular": weights,
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,86 @@
+//! Step 6 natives: token-level rewards and imitation weights from the GRM and the policy.
+
+use rhai::plugin::*;
+
+use super::engine::Domain;
+
+pub const DOMAIN: Domain = Domain {
+    name: "rewards",
+    module: || exported_module!(rewards_api),
+    extra: |_| {},
+};
+
+/// Fine-grained supervision (RLMEC.md, step 6): per-token rewards from the GRM's
+/// probabilities of keeping each prediction token, reference log-probabilities from the
+/// policy, imitation weights from the minimum-edit alignment.
+#[export_module]
+pub mod rewards_api {
+    use crate::rewards::{RewardOptions, token_rewards as run};
+    use crate::script::model::ModelHandle;
+    use crate::script::options::Options;
+    use crate::tasks::TaskKind;
+    use crate::teacher::minimum_edit::EditRecord;
+
+    /// The RLMEC training records `{input, output, regular, reward, ref_prob,
+    /// weight_regular}` for `records` (steps 2/5: `{question, solution, prediction,
+    /// error_step, fix_pred, is_correct}`), scored by `policy` (the reference) and `grm`.
+    /// Options: `fidelity` (`"corrected"`: a prediction is correct by its answer; `"paper"`:
+    /// by `error_step == -1`), `alignment` (`"paper"` | `"optimal"`), `max_len` (2000),
+    /// `per_problem` (correct predictions kept per problem; 2 for QA, all for math; 0 = all),
+    /// `seed`, `batch_size`.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// let recs = [#{question: "1 + 1?", solution: "1 + 1 = 2\nThe answer is 2",
+    ///               prediction: "1 + 1 = 3\nThe answer is 3", error_step: 0,
+    ///               fix_pred: "1 + 1 = 2\nThe answer is 2", is_correct: true}];
+    /// let data = token_rewards(m, m, "math", recs, #{});
+    /// print(data[0].reward);          // one value in [-0.1, 0] per token of output + EOS
+    /// print(data[0].weight_regular);  // 1.0 where the fix changed the prediction
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn token_rewards(
+        policy: ModelHandle,
+        grm: ModelHandle,
+        kind: &str,
+        records: rhai::Array,
+        options: rhai::Map,
+    ) -> Result<rhai::Array, Box<EvalAltResult>> {
+        let kind: TaskKind = kind
+            .parse()
+            .map_err(|e: String| format!("token_rewards: {e}"))?;
+        let d = RewardOptions::paper(kind);
+        let mut o = Options::new("token_rewards", options);
+        let err = |e: String| format!("token_rewards: {e}");
+        let per_problem = o.count("per_problem", d.correct_per_problem.unwrap_or(0))?;
+        let opts = RewardOptions {
+            fidelity: o.string("fidelity", "corrected")?.parse().map_err(err)?,
+            alignment: o.string("alignment", "paper")?.parse().map_err(err)?,
+            max_len: o.count("max_len", d.max_len)?,
+            correct_per_problem: (per_problem > 0).then_some(per_problem),
+            seed: o.int("seed", 0)? as u64,
+            batch_size: o.count("batch_size", d.batch_size)?,
+        };
+        o.finish()?;
+        let records = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                rhai::serde::from_dynamic::<EditRecord>(r)
+                    .map_err(|e| format!("token_rewards: record {i}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let policy_guard = policy.lock();
+        // The same handle twice (policy as its own GRM) must not lock twice.
+        let out = if policy.same_as(&grm) {
+            run(&policy_guard, &policy_guard, kind, &records, &opts)
+        } else {
+            let grm_guard = grm.lock();
+            run(&policy_guard, &grm_guard, kind, &records, &opts)
+        }
+        .map_err(|e| format!("token_rewards: {e}"))?;
+        out.iter()
+            .map(|v| rhai::serde::to_dynamic(v).map_err(|e| format!("token_rewards: {e}").into()))
+            .collect()
+    }
+}

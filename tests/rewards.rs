@@ -1,0 +1,128 @@
+//! Step 6: token rewards and imitation weights, fed straight into the RLMEC trainer.
+
+mod common;
+
+use rlmec::align::{Mode, align};
+use rlmec::generate::score::score;
+use rlmec::model::{LoadOptions, Model};
+use rlmec::rewards::{RewardOptions, token_rewards};
+use rlmec::tasks::TaskKind;
+use rlmec::teacher::minimum_edit::EditRecord;
+use rlmec::train::objective::{Rlmec, RlmecParams};
+use rlmec::train::{TrainOptions, train};
+
+fn tiny() -> Model {
+    tch::set_num_threads(1);
+    Model::load(&common::model_fixture("tiny-llama"), LoadOptions::default()).unwrap()
+}
+
+fn record(question: &str, prediction: &str, fix: &str, error_step: i64) -> EditRecord {
+    EditRecord {
+        question: question.into(),
+        solution: "Ann has 2 + 3 = 5 pens.\nThe answer is 5".into(),
+        prediction: prediction.into(),
+        error_step,
+        fix_pred: fix.into(),
+        is_correct: true,
+    }
+}
+
+fn ids_with_eos(m: &Model, text: &str) -> Vec<i64> {
+    let mut ids = m.tokenizer.encode(text).unwrap();
+    ids.push(m.special.eos[0]);
+    ids
+}
+
+#[test]
+fn rewards_weights_and_reference_log_probs() {
+    let m = tiny();
+    let fixed = record(
+        "Q1",
+        "Ann has 2 + 3 = 6 pens.\nThe answer is 6",
+        "Ann has 2 + 3 = 5 pens.\nThe answer is 5",
+        0,
+    );
+    let correct = record("Q2", "Ann has 2 + 3 = 5 pens.\nThe answer is 5", "", -1);
+    let out = token_rewards(
+        &m,
+        &m,
+        TaskKind::Math,
+        &[fixed.clone(), correct.clone()],
+        &RewardOptions::paper(TaskKind::Math),
+    )
+    .unwrap();
+    assert_eq!(out.len(), 2);
+
+    let a = ids_with_eos(&m, &fixed.prediction);
+    let b = ids_with_eos(&m, &fixed.fix_pred);
+    let r = &out[0];
+    let reward = common::floats(&r["reward"]);
+    assert_eq!(reward.len(), a.len());
+    assert!(reward.iter().all(|&x| (-0.1..=0.0).contains(&x)));
+    let weights = common::floats(&r["weight_regular"]);
+    let flags = align(&a, &b, Mode::Paper).flags;
+    assert_eq!(
+        weights,
+        flags
+            .iter()
+            .map(|&f| if f { 1.0 } else { 0.5 })
+            .collect::<Vec<_>>()
+    );
+    assert!(weights.contains(&1.0));
+    let prompt = m.tokenizer.encode(r["input"].as_str().unwrap()).unwrap();
+    let want = score(&m, &[(prompt, a.clone())], 1).unwrap();
+    let got = common::floats(&r["ref_prob"]);
+    assert!(
+        got.iter()
+            .zip(&want[0])
+            .all(|(g, w)| (g - f64::from(*w)).abs() < 1e-6)
+    );
+
+    let c = &out[1];
+    assert_eq!(c["regular"], correct.prediction);
+    assert!(
+        common::floats(&c["reward"])
+            .iter()
+            .all(|&x| (0.0..=0.5).contains(&x))
+    );
+    assert!(
+        common::floats(&c["weight_regular"])
+            .iter()
+            .all(|&w| w == 0.5)
+    );
+
+    // The records are what the trainer reads.
+    let opts = TrainOptions {
+        epochs: 1,
+        lr: 1e-3,
+        batch_size: 2,
+        grad_accum: 1,
+        ..TrainOptions::default()
+    };
+    let report = train(&m, &out, &mut Rlmec(RlmecParams::default()), &opts).unwrap();
+    assert!(report.history[0]["loss"].as_f64().unwrap().is_finite());
+}
+
+#[test]
+fn correct_predictions_are_deduplicated_and_capped_per_problem() {
+    let m = tiny();
+    let right = |p: &str| record("Q", p, "", -1);
+    let records = vec![
+        right("Ann has 2 + 3 = 5 pens.\nThe answer is 5"),
+        right("Ann has 2 + 3 = 5 pens. \nThe answer is 5."), // the same once normalised
+        right("2 + 3 = 5.\nThe answer is 5"),
+        right("She has 2 + 3 = 5.\nThe answer is 5"),
+    ];
+    let qa = RewardOptions {
+        correct_per_problem: Some(2),
+        ..RewardOptions::paper(TaskKind::Qa)
+    };
+    let math = RewardOptions::paper(TaskKind::Math);
+    let kept = |o: &RewardOptions| {
+        token_rewards(&m, &m, TaskKind::Math, &records, o)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(kept(&qa), 2, "at most 2 per problem");
+    assert_eq!(kept(&math), 3, "math keeps every distinct one");
+}

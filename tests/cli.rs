@@ -348,3 +348,18 @@ fn an_import_cycle_is_an_error_not_a_stack_overflow() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("import cycle"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_data_stages_run_offline_from_a_script() {
+    let o = rlmec(&["tests/scripts/data_pipeline.rhai"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for line in [
+        "teacher: 12 records, 6 fixed",
+        "grm edits: true",
+        "rewards: 12 records",
+        "policy: 3 steps, loss true",
+    ] {
+        assert!(out.contains(line), "{out}");
+    }
+}

@@ -17,19 +17,24 @@ pub const DOMAIN: Domain = Domain {
 pub mod teacher_api {
     use std::path::Path;
 
+    use crate::script::model::ModelHandle;
     use crate::script::options::Options;
     use crate::tasks::answer::extract_answer;
     use crate::tasks::{Fidelity, TaskKind};
     use crate::teacher::grm_data::grm_examples;
-    use crate::teacher::minimum_edit::{EditRecord, Outcome, Sample, judge};
-    use crate::teacher::{Case, by_name};
+    use crate::teacher::minimum_edit::{EditRecord, Outcome, Sample, judge_all};
+    use crate::teacher::model::ModelTeacher;
+    use crate::teacher::{Case, Teacher, by_name};
 
-    /// Run the minimum-edit protocol with `teacher` on `samples` (maps with `problem` (or
+    /// Run the minimum-edit protocol with `teacher` — an offline teacher's name (`"arith"`,
+    /// `"reference"`), a model (the trained GRM, step 5) or `"model:<path>"` — on `samples` (maps with `problem` (or
     /// `question`), `solution`, `prediction`, and `answer` — taken from the solution's answer
     /// line when absent) of task `kind` (`"qa"` or `"math"`). Returns the public code's
     /// records `{question, solution, prediction, error_step, fix_pred, is_correct}`; a
     /// correct prediction short-circuits. Options: `fidelity` (`"corrected"` | `"paper"`),
-    /// `out` (write the records there as JSONL, atomically).
+    /// `out` (write the records there as JSONL, atomically); for a model teacher
+    /// `max_new_tokens` (2048) and `batch_size` (16) — it answers greedily with the GRM
+    /// templates, every question of the batch together.
     ///
     /// ```rhai
     /// let task = task_synthetic(#{n_train: 1, n_test: 0, seed: 3, max_steps: 2, ops: ["+"]});
@@ -43,7 +48,7 @@ pub mod teacher_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn minimum_edit(
-        teacher: &str,
+        teacher: Dynamic,
         kind: &str,
         samples: rhai::Array,
     ) -> Result<rhai::Array, Box<EvalAltResult>> {
@@ -60,7 +65,7 @@ pub mod teacher_api {
     /// ```
     #[rhai_fn(name = "minimum_edit", return_raw)]
     pub fn minimum_edit_with(
-        teacher: &str,
+        teacher: Dynamic,
         kind: &str,
         samples: rhai::Array,
         options: rhai::Map,
@@ -71,14 +76,14 @@ pub mod teacher_api {
             .parse()
             .map_err(|e: String| format!("minimum_edit: {e}"))?;
         let out = o.string("out", "")?;
+        let max_new_tokens = o.count("max_new_tokens", 2048)?;
+        let batch_size = o.count("batch_size", 16)?;
         o.finish()?;
         let kind: TaskKind = kind
             .parse()
             .map_err(|e: String| format!("minimum_edit: {e}"))?;
-        let teacher = by_name(teacher).map_err(|e| format!("minimum_edit: {e}"))?;
         let bar = crate::progress::bar(samples.len() as u64, "minimum edit");
-        let mut records = Vec::new();
-        let mut dropped = 0;
+        let mut parsed = Vec::with_capacity(samples.len());
         for (i, s) in samples.iter().enumerate() {
             let map = s.read_lock::<rhai::Map>().ok_or_else(|| {
                 format!("minimum_edit: sample {i} is {}, not a map", s.type_name())
@@ -105,10 +110,60 @@ pub mod teacher_api {
                         "minimum_edit: sample {i}: no `answer` and no answer line in `solution`"
                     )
                 })?;
-            let sample = Sample { case, answer };
-            match judge(teacher.as_ref(), kind, &sample, fidelity)
-                .map_err(|e| format!("minimum_edit: sample {i}: {e}"))?
-            {
+            parsed.push(Sample { case, answer });
+        }
+        // A model (the trained GRM), a `model:<path>`, or an offline teacher's name.
+        let loaded;
+        let handle = match teacher.clone().try_cast::<ModelHandle>() {
+            Some(h) => Some(h),
+            None => {
+                let name = teacher.into_string().map_err(|t| {
+                    format!("minimum_edit: the teacher must be a name or a model, got {t}")
+                })?;
+                match name.strip_prefix("model:") {
+                    Some(path) => {
+                        loaded = ModelHandle::new(
+                            crate::model::Model::load(Path::new(path), Default::default())
+                                .map_err(|e| format!("minimum_edit: {e}"))?,
+                        );
+                        Some(loaded.clone())
+                    }
+                    None => {
+                        let t = by_name(&name).map_err(|e| format!("minimum_edit: {e}"))?;
+                        return finish(
+                            judge_all(t.as_ref(), kind, &parsed, fidelity),
+                            t.name(),
+                            &out,
+                            bar,
+                        );
+                    }
+                }
+            }
+        };
+        let handle = handle.expect("a model teacher");
+        let model = handle.lock();
+        let t = ModelTeacher {
+            model: &model,
+            max_new_tokens,
+            batch_size,
+        };
+        finish(judge_all(&t, kind, &parsed, fidelity), t.name(), &out, bar)
+    }
+
+    /// Log, write and return the protocol's outcomes.
+    fn finish(
+        outcomes: Result<Vec<Outcome>, crate::teacher::TeacherError>,
+        teacher: String,
+        out: &str,
+        bar: indicatif::ProgressBar,
+    ) -> Result<rhai::Array, Box<EvalAltResult>> {
+        let outcomes = outcomes.map_err(|e| format!("minimum_edit: {e}"))?;
+        bar.inc(outcomes.len() as u64);
+        bar.finish_and_clear();
+        let mut records = Vec::new();
+        let mut dropped = 0;
+        for (i, o) in outcomes.into_iter().enumerate() {
+            match o {
                 Outcome::Record(r) => records.push(r),
                 Outcome::Dropped { reply } => {
                     dropped += 1;
@@ -117,12 +172,9 @@ pub mod teacher_api {
                     );
                 }
             }
-            bar.inc(1);
         }
-        bar.finish_and_clear();
         tracing::info!(
-            "minimum_edit ({}): {} records, {dropped} dropped",
-            teacher.name(),
+            "minimum_edit ({teacher}): {} records, {dropped} dropped",
             records.len()
         );
         let json: Vec<serde_json::Value> = records

@@ -81,39 +81,91 @@ pub fn judge(
     sample: &Sample,
     fidelity: Fidelity,
 ) -> Result<Outcome, TeacherError> {
-    let case = &sample.case;
-    let record = |error_step: i64, fix_pred: String, is_correct: bool| {
+    Ok(
+        judge_all(teacher, kind, std::slice::from_ref(sample), fidelity)?
+            .pop()
+            .expect("one outcome per sample"),
+    )
+}
+
+/// Run the protocol on every sample, asking the teacher each question for all samples at
+/// once (a model teacher batches them); outcomes in sample order.
+pub fn judge_all(
+    teacher: &dyn Teacher,
+    kind: TaskKind,
+    samples: &[Sample],
+    fidelity: Fidelity,
+) -> Result<Vec<Outcome>, TeacherError> {
+    let record = |s: &Sample, error_step: i64, fix_pred: String, is_correct: bool| {
         Outcome::Record(EditRecord {
-            question: case.problem.clone(),
-            solution: case.solution.clone(),
-            prediction: case.prediction.clone(),
+            question: s.case.problem.clone(),
+            solution: s.case.solution.clone(),
+            prediction: s.case.prediction.clone(),
             error_step,
             fix_pred,
             is_correct,
         })
     };
-    if is_correct(kind, &case.prediction, &sample.answer, fidelity) {
-        return Ok(record(-1, case.prediction.clone(), true));
-    }
-    let n = steps(&case.prediction).len() as i64;
-    let mut reply = teacher.locate(case)?;
-    let mut step = parse_locate(&reply, fidelity);
-    if fidelity == Fidelity::Corrected && !step.is_some_and(|k| (0..n).contains(&k)) {
-        reply = teacher.locate(case)?;
-        step = parse_locate(&reply, fidelity);
-        if !step.is_some_and(|k| (0..n).contains(&k)) {
-            return Ok(Outcome::Dropped { reply });
+    let mut outcomes: Vec<Option<Outcome>> = samples.iter().map(|_| None).collect();
+    let mut wrong = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        if is_correct(kind, &s.case.prediction, &s.answer, fidelity) {
+            outcomes[i] = Some(record(s, -1, s.case.prediction.clone(), true));
+        } else {
+            wrong.push(i);
         }
     }
-    let step = step.expect("paper fidelity always names a step; corrected checked above");
-    // Paper: −1 pre-fills all but the last step; past the end, the fix is empty.
-    let k = if step < 0 { n - 1 } else { step };
-    let fix = if k >= n {
-        String::new()
-    } else {
+    let n_steps = |i: usize| steps(&samples[i].case.prediction).len() as i64;
+    let usable = |i: usize, step: Option<i64>| step.is_some_and(|k| (0..n_steps(i)).contains(&k));
+
+    // Locate; in corrected fidelity, ask again once where no usable step came back.
+    let locate = |which: &[usize]| -> Result<Vec<(String, Option<i64>)>, TeacherError> {
+        let cases: Vec<&Case> = which.iter().map(|&i| &samples[i].case).collect();
+        Ok(teacher
+            .locate_all(&cases)?
+            .into_iter()
+            .map(|reply| {
+                let step = parse_locate(&reply, fidelity);
+                (reply, step)
+            })
+            .collect())
+    };
+    let mut located = locate(&wrong)?;
+    if fidelity == Fidelity::Corrected {
+        let again: Vec<usize> = (0..wrong.len())
+            .filter(|&j| !usable(wrong[j], located[j].1))
+            .collect();
+        let retried = locate(&again.iter().map(|&j| wrong[j]).collect::<Vec<_>>())?;
+        for (j, answer) in again.into_iter().zip(retried) {
+            located[j] = answer;
+        }
+    }
+
+    // Rewrite from the located step, with the steps before it pre-filled.
+    let mut jobs = Vec::new();
+    for (&i, (reply, step)) in wrong.iter().zip(&located) {
+        if fidelity == Fidelity::Corrected && !usable(i, *step) {
+            outcomes[i] = Some(Outcome::Dropped {
+                reply: reply.clone(),
+            });
+            continue;
+        }
+        let step = step.expect("paper fidelity always names a step; corrected checked above");
+        // Paper: −1 pre-fills all but the last step; past the end, the fix is empty.
+        let k = if step < 0 { n_steps(i) - 1 } else { step };
+        if k >= n_steps(i) {
+            outcomes[i] = Some(record(&samples[i], step, String::new(), false));
+            continue;
+        }
         let k = k as usize;
-        let prefix = prefix(&case.prediction, k);
-        let continuation = teacher.rewrite(case, k, &prefix)?;
+        jobs.push((i, step, k, prefix(&samples[i].case.prediction, k)));
+    }
+    let asks: Vec<(&Case, usize, &str)> = jobs
+        .iter()
+        .map(|(i, _, k, p)| (&samples[*i].case, *k, p.as_str()))
+        .collect();
+    let continuations = teacher.rewrite_all(&asks)?;
+    for ((i, step, _, prefix), continuation) in jobs.into_iter().zip(continuations) {
         let continuation = continuation.trim();
         let mut fix = if prefix.is_empty() {
             continuation.to_string()
@@ -123,10 +175,13 @@ pub fn judge(
         if kind == TaskKind::Qa && fix.ends_with('.') {
             fix.pop();
         }
-        fix
-    };
-    let correct = is_correct(kind, &fix, &sample.answer, fidelity);
-    Ok(record(step, fix, correct))
+        let correct = is_correct(kind, &fix, &samples[i].answer, fidelity);
+        outcomes[i] = Some(record(&samples[i], step, fix, correct));
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every sample has an outcome"))
+        .collect())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 pub mod arith;
 pub mod grm_data;
 pub mod minimum_edit;
+pub mod model;
 pub mod prompts;
 pub mod reference;
 pub mod steps;
@@ -34,6 +35,18 @@ pub trait Teacher {
 
     /// The name that goes into records and caches.
     fn name(&self) -> String;
+
+    /// [`Teacher::locate`] for many cases (a model teacher answers them in one batch).
+    fn locate_all(&self, cases: &[&Case]) -> Result<Vec<String>, TeacherError> {
+        cases.iter().map(|c| self.locate(c)).collect()
+    }
+
+    /// [`Teacher::rewrite`] for many `(case, k, prefix)`.
+    fn rewrite_all(&self, asks: &[(&Case, usize, &str)]) -> Result<Vec<String>, TeacherError> {
+        asks.iter()
+            .map(|(c, k, p)| self.rewrite(c, *k, p))
+            .collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -22,19 +22,27 @@ pub mod teacher_api {
     use crate::tasks::answer::extract_answer;
     use crate::tasks::{Fidelity, TaskKind};
     use crate::teacher::grm_data::grm_examples;
+    use crate::teacher::http::cache::Cache;
+    use crate::teacher::http::{HttpOptions, HttpTeacher};
     use crate::teacher::minimum_edit::{EditRecord, Outcome, Sample, judge_all};
     use crate::teacher::model::ModelTeacher;
     use crate::teacher::{Case, Teacher, by_name};
 
     /// Run the minimum-edit protocol with `teacher` — an offline teacher's name (`"arith"`,
-    /// `"reference"`), a model (the trained GRM, step 5) or `"model:<path>"` — on `samples` (maps with `problem` (or
+    /// `"reference"`), a model (the trained GRM, step 5), `"model:<path>"`,
+    /// `"anthropic:<model>"` (key from `ANTHROPIC_API_KEY`) or `"openai:<model>@<base_url>"`
+    /// (any OpenAI-compatible server; `#chat` at the end for `/v1/chat/completions`) — on
+    /// `samples` (maps with `problem` (or
     /// `question`), `solution`, `prediction`, and `answer` — taken from the solution's answer
     /// line when absent) of task `kind` (`"qa"` or `"math"`). Returns the public code's
     /// records `{question, solution, prediction, error_step, fix_pred, is_correct}`; a
     /// correct prediction short-circuits. Options: `fidelity` (`"corrected"` | `"paper"`),
     /// `out` (write the records there as JSONL, atomically); for a model teacher
     /// `max_new_tokens` (2048) and `batch_size` (16) — it answers greedily with the GRM
-    /// templates, every question of the batch together.
+    /// templates, every question of the batch together; for an HTTP teacher
+    /// `max_new_tokens` (350), `concurrency` (4), `timeout_s` (120), `retries` (6) and
+    /// `cache` (`$RLMEC_TEACHER_CACHE` or `runs/teacher-cache.jsonl`: every answer is kept
+    /// there, so no request is ever made twice).
     ///
     /// ```rhai
     /// let task = task_synthetic(#{n_train: 1, n_test: 0, seed: 3, max_steps: 2, ops: ["+"]});
@@ -76,8 +84,16 @@ pub mod teacher_api {
             .parse()
             .map_err(|e: String| format!("minimum_edit: {e}"))?;
         let out = o.string("out", "")?;
-        let max_new_tokens = o.count("max_new_tokens", 2048)?;
+        let max_new_tokens = o.optional_count("max_new_tokens")?;
         let batch_size = o.count("batch_size", 16)?;
+        let cache_path = o.string(
+            "cache",
+            &std::env::var("RLMEC_TEACHER_CACHE")
+                .unwrap_or_else(|_| "runs/teacher-cache.jsonl".into()),
+        )?;
+        let concurrency = o.count("concurrency", 4)?;
+        let timeout_s = o.float("timeout_s", 120.0)?;
+        let retries = o.count("retries", 6)?;
         o.finish()?;
         let kind: TaskKind = kind
             .parse()
@@ -128,6 +144,21 @@ pub mod teacher_api {
                         );
                         Some(loaded.clone())
                     }
+                    None if name.starts_with("anthropic:") || name.starts_with("openai:") => {
+                        let cache = Cache::open(Path::new(&cache_path)).map_err(|e| {
+                            format!("minimum_edit: teacher cache {cache_path}: {e}")
+                        })?;
+                        let opts = HttpOptions {
+                            concurrency,
+                            timeout: std::time::Duration::from_secs_f64(timeout_s),
+                            retries: retries as u32,
+                            max_tokens: max_new_tokens.unwrap_or(350),
+                            ..HttpOptions::default()
+                        };
+                        let t = HttpTeacher::new(&name, kind, cache, opts)
+                            .map_err(|e| format!("minimum_edit: {e}"))?;
+                        return finish(judge_all(&t, kind, &parsed, fidelity), t.name(), &out, bar);
+                    }
                     None => {
                         let t = by_name(&name).map_err(|e| format!("minimum_edit: {e}"))?;
                         return finish(
@@ -144,7 +175,7 @@ pub mod teacher_api {
         let model = handle.lock();
         let t = ModelTeacher {
             model: &model,
-            max_new_tokens,
+            max_new_tokens: max_new_tokens.unwrap_or(2048),
             batch_size,
         };
         finish(judge_all(&t, kind, &parsed, fidelity), t.name(), &out, bar)

@@ -7,6 +7,7 @@
 
 pub mod arith;
 pub mod grm_data;
+pub mod http;
 pub mod minimum_edit;
 pub mod model;
 pub mod prompts;

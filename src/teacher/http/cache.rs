@@ -1,0 +1,141 @@
+//! The request cache: every answered request, keyed by SHA-256 of (backend, model, full
+//! prompt, parameters), appended to a JSONL file and flushed, so that no paid request is
+//! made twice and a killed run loses at most the requests in flight. A torn last line (a
+//! kill mid-write) is skipped on load; keys never hold secrets (the API key is not part of
+//! a request's identity).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub struct Cache {
+    path: Option<PathBuf>,
+    entries: Mutex<(HashMap<String, String>, Option<File>)>,
+}
+
+/// The identity of a request: backend, model, the request body (prompt and parameters).
+pub fn key(backend: &str, model: &str, body: &Value) -> String {
+    let mut h = Sha256::new();
+    h.update(backend.as_bytes());
+    h.update([0]);
+    h.update(model.as_bytes());
+    h.update([0]);
+    h.update(body.to_string().as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Cache {
+    /// A cache without a file (tests, throw-away runs).
+    pub fn in_memory() -> Self {
+        Self {
+            path: None,
+            entries: Mutex::new((HashMap::new(), None)),
+        }
+    }
+
+    /// The cache stored at `path` (created if absent).
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let mut map = HashMap::new();
+        if path.is_file() {
+            for (i, line) in BufReader::new(File::open(path)?).lines().enumerate() {
+                let line = line?;
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(v) => {
+                        if let (Some(k), Some(r)) = (v["key"].as_str(), v["reply"].as_str()) {
+                            map.insert(k.to_string(), r.to_string());
+                        }
+                    }
+                    Err(_) => {
+                        tracing::warn!("{}:{}: skipping a torn cache line", path.display(), i + 1)
+                    }
+                }
+            }
+        } else if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        // A torn last line must not glue onto the next entry.
+        if std::fs::metadata(path)?.len() > 0 {
+            let text = std::fs::read(path)?;
+            if text.last() != Some(&b'\n') {
+                file.write_all(b"\n")?;
+            }
+        }
+        Ok(Self {
+            path: Some(path.to_path_buf()),
+            entries: Mutex::new((map, Some(file))),
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.lock().0.get(key).cloned()
+    }
+
+    pub fn put(&self, key: &str, reply: &str) -> std::io::Result<()> {
+        let mut guard = self.lock();
+        let (map, file) = &mut *guard;
+        if let Some(file) = file {
+            writeln!(file, "{}", json!({"key": key, "reply": reply}))?;
+            file.flush()?;
+        }
+        map.insert(key.to_string(), reply.to_string());
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<String, String>, Option<File>)> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_a_torn_last_line_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.jsonl");
+        let c = Cache::open(&path).unwrap();
+        let k = key("anthropic", "m", &json!({"prompt": "p"}));
+        c.put(&k, "reply one").unwrap();
+        drop(c);
+        // A kill mid-write leaves half a line.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"key\": \"abc\", \"rep").unwrap();
+        drop(f);
+        let c = Cache::open(&path).unwrap();
+        assert_eq!(c.get(&k).as_deref(), Some("reply one"));
+        assert_eq!(c.len(), 1);
+        c.put("k2", "two").unwrap();
+        drop(c);
+        let c = Cache::open(&path).unwrap();
+        assert_eq!(c.get("k2").as_deref(), Some("two"));
+    }
+
+    #[test]
+    fn keys_depend_on_every_part() {
+        let body = json!({"prompt": "p", "temperature": 0});
+        let k = key("a", "m", &body);
+        assert_ne!(k, key("b", "m", &body));
+        assert_ne!(k, key("a", "n", &body));
+        assert_ne!(k, key("a", "m", &json!({"prompt": "q", "temperature": 0})));
+        assert_eq!(k.len(), 64);
+    }
+}

@@ -1,0 +1,245 @@
+//! The HTTP teachers against a mock server on loopback: answers, the prefill, retries
+//! (Retry-After, 5xx), fatal errors, timeouts, the concurrency bound and the cache.
+
+use std::time::{Duration, Instant};
+
+use rlmec::tasks::TaskKind;
+use rlmec::teacher::http::backend::Chat;
+use rlmec::teacher::http::cache::Cache;
+use rlmec::teacher::http::{HttpOptions, HttpTeacher};
+use rlmec::teacher::{Case, Teacher};
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+struct Server {
+    runtime: tokio::runtime::Runtime,
+    server: MockServer,
+}
+
+impl Server {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let server = runtime.block_on(MockServer::start());
+        Self { runtime, server }
+    }
+
+    fn mount(&self, mock: Mock) {
+        self.runtime.block_on(mock.mount(&self.server));
+    }
+
+    fn requests(&self) -> usize {
+        self.runtime
+            .block_on(self.server.received_requests())
+            .map_or(0, |r| r.len())
+    }
+
+    fn teacher(&self, opts: HttpOptions, cache: Cache) -> HttpTeacher {
+        let spec = format!("openai:tiny@{}", self.server.uri());
+        HttpTeacher::new(&spec, TaskKind::Math, cache, opts).unwrap()
+    }
+}
+
+fn fast() -> HttpOptions {
+    HttpOptions {
+        backoff: Duration::from_millis(10),
+        timeout: Duration::from_secs(5),
+        ..HttpOptions::default()
+    }
+}
+
+fn completion(text: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(serde_json::json!({"choices": [{"text": text}]}))
+}
+
+fn case() -> Case {
+    Case {
+        problem: "Tom has 2 + 2 apples?".into(),
+        solution: "2 + 2 = 4\nThe answer is 4".into(),
+        prediction: "2 + 2 = 5\nThe answer is 5".into(),
+    }
+}
+
+#[test]
+fn answers_and_assembles_the_prefill() {
+    let s = Server::start();
+    s.mount(
+        Mock::given(method("POST"))
+            .and(path("/v1/completions"))
+            .and(body_string_contains("Which step of prediction is error?"))
+            .respond_with(completion("[0]")),
+    );
+    s.mount(
+        Mock::given(method("POST"))
+            .and(path("/v1/completions"))
+            // The worked example turn, then the question, then the prefill.
+            .and(body_string_contains("\\n\\nAssistant: Correct prediction: Ann has 5 * 4 = 20 pens."))
+            .and(body_string_contains("Prediction: 2 + 2 = 5\\nThe answer is 5\\n\\nAssistant: Correct prediction: first step"))
+            .respond_with(completion("\n2 + 2 = 4\nThe answer is 4")),
+    );
+    let t = s.teacher(fast(), Cache::in_memory());
+    assert_eq!(t.locate(&case()).unwrap(), "[0]");
+    assert_eq!(
+        t.rewrite(&case(), 1, "first step").unwrap(),
+        "\n2 + 2 = 4\nThe answer is 4"
+    );
+}
+
+#[test]
+fn retries_429_with_retry_after_and_500_then_succeeds() {
+    let s = Server::start();
+    s.mount(
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0.3"))
+            .up_to_n_times(1)
+            .with_priority(1),
+    );
+    s.mount(
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(500))
+            .up_to_n_times(1)
+            .with_priority(2),
+    );
+    s.mount(
+        Mock::given(method("POST"))
+            .respond_with(completion("ok"))
+            .with_priority(3),
+    );
+    let start = Instant::now();
+    let t = s.teacher(fast(), Cache::in_memory());
+    assert_eq!(t.locate(&case()).unwrap(), "ok");
+    assert!(
+        start.elapsed() >= Duration::from_millis(300),
+        "Retry-After honoured"
+    );
+    assert_eq!(s.requests(), 3);
+}
+
+#[test]
+fn malformed_json_and_client_errors_fail_without_retrying() {
+    let s = Server::start();
+    s.mount(
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("{not json")),
+    );
+    let t = s.teacher(fast(), Cache::in_memory());
+    let err = t.locate(&case()).unwrap_err().to_string();
+    assert!(err.contains("malformed JSON"), "{err}");
+    assert_eq!(s.requests(), 1);
+
+    let s = Server::start();
+    s.mount(
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(400).set_body_string("bad model")),
+    );
+    let err = s
+        .teacher(fast(), Cache::in_memory())
+        .locate(&case())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("HTTP 400") && err.contains("bad model"),
+        "{err}"
+    );
+    assert_eq!(s.requests(), 1);
+}
+
+#[test]
+fn a_timeout_is_retried_then_reported() {
+    let s = Server::start();
+    s.mount(
+        Mock::given(method("POST"))
+            .respond_with(completion("late").set_delay(Duration::from_secs(2))),
+    );
+    let opts = HttpOptions {
+        timeout: Duration::from_millis(200),
+        retries: 1,
+        ..fast()
+    };
+    let err = s
+        .teacher(opts, Cache::in_memory())
+        .locate(&case())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("timed out") && err.contains("after 2 attempts"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_concurrency_bound_is_respected() {
+    let s = Server::start();
+    s.mount(
+        Mock::given(method("POST"))
+            .respond_with(completion("x").set_delay(Duration::from_millis(250))),
+    );
+    let opts = HttpOptions {
+        concurrency: 2,
+        ..fast()
+    };
+    let t = s.teacher(opts, Cache::in_memory());
+    let chats: Vec<Chat> = (0..8)
+        .map(|i| Chat {
+            turns: vec![format!("question {i}")],
+            prefill: String::new(),
+        })
+        .collect();
+    let start = Instant::now();
+    assert_eq!(t.complete_all(&chats).unwrap().len(), 8);
+    let took = start.elapsed();
+    // 8 requests, 2 at a time, 250 ms each: at least 4 rounds.
+    assert!(took >= Duration::from_millis(1000), "{took:?}");
+    assert!(
+        took < Duration::from_millis(1900),
+        "not one at a time: {took:?}"
+    );
+}
+
+#[test]
+fn a_cached_answer_makes_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.jsonl");
+    let s = Server::start();
+    s.mount(Mock::given(method("POST")).respond_with(completion("[1]")));
+    let t = s.teacher(fast(), Cache::open(&path).unwrap());
+    assert_eq!(t.locate(&case()).unwrap(), "[1]");
+    drop(t);
+    // A new teacher (a rerun) on the same cache file: no second request.
+    let t = s.teacher(fast(), Cache::open(&path).unwrap());
+    assert_eq!(t.locate(&case()).unwrap(), "[1]");
+    assert_eq!(s.requests(), 1);
+    // The key is not in the cache file.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("Bearer"));
+}
+
+#[test]
+fn anthropic_sends_the_key_header_and_the_prefill_turn() {
+    let s = Server::start();
+    s.mount(
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .and(header("x-api-key", "test-key"))
+            .and(header("anthropic-version", "2023-06-01"))
+            .and(body_string_contains(
+                r#"{"content":"Correct prediction: first step","role":"assistant"}"#,
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"content": [{"type": "text", "text": "\nrest"}]}),
+            )),
+    );
+    // SAFETY: only this test reads these variables, and it sets them before any thread of
+    // its own starts.
+    unsafe {
+        std::env::set_var("ANTHROPIC_API_KEY", "test-key");
+        std::env::set_var("ANTHROPIC_BASE_URL", s.server.uri());
+    }
+    let t = HttpTeacher::new(
+        "anthropic:claude-test",
+        TaskKind::Math,
+        Cache::in_memory(),
+        fast(),
+    )
+    .unwrap();
+    assert_eq!(t.rewrite(&case(), 1, "first step").unwrap(), "\nrest");
+}

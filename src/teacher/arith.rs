@@ -20,13 +20,43 @@ struct Number {
     end: usize,
 }
 
-/// `a op b = c` found in a line.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `a op b (op …) = c` found in a line.
+#[derive(Debug, Clone, PartialEq)]
 struct Equation {
-    a: Number,
-    op: char,
-    b: Number,
+    operands: Vec<Number>,
+    ops: Vec<char>,
     c: Number,
+}
+
+impl Equation {
+    fn first(&self) -> Number {
+        self.operands[0]
+    }
+
+    /// The value of the left side with `values` for the operands (× and ÷ before + and −).
+    fn eval(&self, values: &[f64]) -> f64 {
+        let mut terms = vec![values[0]];
+        let mut signs = vec![1.0];
+        for (op, &v) in self.ops.iter().zip(&values[1..]) {
+            match op {
+                '+' => {
+                    terms.push(v);
+                    signs.push(1.0);
+                }
+                '-' => {
+                    terms.push(v);
+                    signs.push(-1.0);
+                }
+                '/' => *terms.last_mut().expect("a term") /= v,
+                _ => *terms.last_mut().expect("a term") *= v,
+            }
+        }
+        terms.iter().zip(&signs).map(|(t, s)| t * s).sum()
+    }
+
+    fn values(&self) -> Vec<f64> {
+        self.operands.iter().map(|n| n.value).collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,30 +117,37 @@ fn is_operator(chars: &[(usize, char)], i: usize) -> bool {
 
 fn equation(line: &str) -> Option<Equation> {
     let t = tokens(line);
-    t.windows(5).find_map(|w| match w {
-        [
-            Token::Num(a),
-            Token::Op(op),
-            Token::Num(b),
-            Token::Eq,
-            Token::Num(c),
-        ] => Some(Equation {
-            a: *a,
-            op: *op,
-            b: *b,
-            c: *c,
-        }),
-        _ => None,
-    })
-}
-
-fn apply(op: char, a: f64, b: f64) -> f64 {
-    match op {
-        '+' => a + b,
-        '-' => a - b,
-        '/' => a / b,
-        _ => a * b,
+    let eq = t.iter().position(|x| *x == Token::Eq)?;
+    let Some(Token::Num(c)) = t.get(eq + 1) else {
+        return None;
+    };
+    // The longest `num (op num)+` chain ending right before `=`.
+    let mut operands = Vec::new();
+    let mut ops = Vec::new();
+    let mut i = eq;
+    while i >= 1 {
+        let Token::Num(n) = t[i - 1] else { break };
+        operands.push(n);
+        if i >= 3
+            && let Token::Op(op) = t[i - 2]
+            && matches!(t[i - 3], Token::Num(_))
+        {
+            ops.push(op);
+            i -= 2;
+        } else {
+            break;
+        }
     }
+    if ops.is_empty() {
+        return None;
+    }
+    operands.reverse();
+    ops.reverse();
+    Some(Equation {
+        operands,
+        ops,
+        c: *c,
+    })
 }
 
 fn same(x: f64, y: f64) -> bool {
@@ -144,9 +181,12 @@ fn first_error(case: &Case) -> Option<usize> {
     let mut results: Vec<f64> = Vec::new();
     for (k, line) in lines.iter().enumerate() {
         if let Some(eq) = equation(line) {
-            let from_nowhere =
-                !results.is_empty() && !known.iter().chain(&results).any(|&v| same(v, eq.a.value));
-            if from_nowhere || !same(eq.c.value, apply(eq.op, eq.a.value, eq.b.value)) {
+            let from_nowhere = !results.is_empty()
+                && !known
+                    .iter()
+                    .chain(&results)
+                    .any(|&v| same(v, eq.first().value));
+            if from_nowhere || !same(eq.c.value, eq.eval(&eq.values())) {
                 return Some(k);
             }
             results.push(eq.c.value);
@@ -199,30 +239,44 @@ fn corrected_from(case: &Case, k: usize) -> String {
             out.push(fixed);
             continue;
         };
-        let mut a = corrected
-            .get(&eq.a.value.to_bits())
-            .copied()
-            .unwrap_or(eq.a.value);
+        let mut values: Vec<f64> = eq
+            .operands
+            .iter()
+            .map(|n| {
+                corrected
+                    .get(&n.value.to_bits())
+                    .copied()
+                    .unwrap_or(n.value)
+            })
+            .collect();
         if j == k
             && let Some(prev) = last_result
         {
+            let first = eq.first().value;
             let known = numbers(&case.problem);
-            let from_nowhere = !known.iter().any(|n| same(n.value, eq.a.value))
+            let from_nowhere = !known.iter().any(|n| same(n.value, first))
                 && !lines[..k]
                     .iter()
                     .filter_map(|l| equation(l))
-                    .any(|e| same(e.c.value, eq.a.value));
+                    .any(|e| same(e.c.value, first));
             if from_nowhere {
-                a = prev;
+                values[0] = prev;
             }
         }
-        let b = corrected
-            .get(&eq.b.value.to_bits())
-            .copied()
-            .unwrap_or(eq.b.value);
-        let c = apply(eq.op, a, b);
+        let c = eq.eval(&values);
+        // The equation's numbers by span, then the line's other numbers carried.
+        let mut edits: Vec<(Number, f64)> = eq.operands.iter().copied().zip(values).collect();
+        edits.push((eq.c, c));
+        let in_equation = |n: &Number| edits.iter().any(|(e, _)| e.start == n.start);
+        let others: Vec<(Number, f64)> = numbers(line)
+            .into_iter()
+            .filter(|n| !in_equation(n))
+            .filter_map(|n| corrected.get(&n.value.to_bits()).map(|&v| (n, v)))
+            .collect();
+        edits.extend(others);
+        edits.sort_by_key(|(n, _)| std::cmp::Reverse(n.start));
         let mut fixed = line.to_string();
-        for (n, v) in [(eq.c, c), (eq.b, b), (eq.a, a)] {
+        for (n, v) in edits {
             if !same(n.value, v) {
                 fixed.replace_range(n.start..n.end, &format(v));
             }
@@ -314,9 +368,24 @@ mod tests {
     }
 
     #[test]
+    fn chains_are_evaluated_whole_and_other_numbers_carried() {
+        let c = case(
+            "He has 12 + 5 + 3 = 21 apples.\nHe had 21 apples, so 21 * 2 = 42.\nThe answer is 42",
+        );
+        assert_eq!(Arith.locate(&c).unwrap(), "[0]");
+        assert_eq!(
+            Arith.rewrite(&c, 0, "").unwrap(),
+            "He has 12 + 5 + 3 = 20 apples.\nHe had 20 apples, so 20 * 2 = 40.\nThe answer is 40"
+        );
+    }
+
+    #[test]
     fn reads_money_commas_and_x() {
         let eq = equation("She makes 9 x $2 = $1,8 a day").unwrap();
-        assert_eq!((eq.a.value, eq.op, eq.b.value), (9.0, 'x', 2.0));
+        assert_eq!((eq.values(), eq.ops.clone()), (vec![9.0, 2.0], vec!['x']));
+        let chain = equation("In all 41 + 13 * 2 - 4 = 63 shells").unwrap();
+        assert_eq!(chain.values(), vec![41.0, 13.0, 2.0, 4.0]);
+        assert_eq!(chain.eval(&chain.values()), 63.0);
         assert!(equation("extra 3 = 3").is_none());
         assert_eq!(format(2.5), "2.5");
         assert_eq!(format(34.0), "34");

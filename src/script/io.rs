@@ -19,6 +19,30 @@ fn from_json(value: &serde_json::Value) -> Result<Dynamic, Box<EvalAltResult>> {
     rhai::serde::to_dynamic(value)
 }
 
+/// A stage's records as a script array (`what` names the stage in errors).
+pub fn to_array(
+    what: &str,
+    records: &[serde_json::Value],
+) -> Result<rhai::Array, Box<EvalAltResult>> {
+    records
+        .iter()
+        .map(|v| from_json(v).map_err(|e| format!("{what}: {e}").into()))
+        .collect()
+}
+
+/// A stage's records written to `path` as JSONL, atomically; nothing when `path` is empty.
+pub fn write_records(
+    what: &str,
+    path: &str,
+    records: &[serde_json::Value],
+) -> Result<(), Box<EvalAltResult>> {
+    if path.is_empty() {
+        return Ok(());
+    }
+    crate::files::write_jsonl(std::path::Path::new(path), records)
+        .map_err(|e| format!("{what}: {e}").into())
+}
+
 /// Reading and writing JSON and JSONL files. Writes are atomic (temp file, then rename),
 /// and a malformed line is an error naming the file and the line number.
 #[export_module]

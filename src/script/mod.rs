@@ -17,7 +17,7 @@ pub mod runner;
 
 mod align;
 mod config;
-mod io;
+pub(crate) mod io;
 pub mod model;
 mod options;
 mod progress;

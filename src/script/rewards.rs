@@ -27,7 +27,7 @@ pub mod rewards_api {
     /// Options: `fidelity` (`"corrected"`: a prediction is correct by its answer; `"paper"`:
     /// by `error_step == -1`), `alignment` (`"paper"` | `"optimal"`), `max_len` (2000),
     /// `per_problem` (correct predictions kept per problem; 2 for QA, all for math; 0 = all),
-    /// `seed`, `batch_size`.
+    /// `seed`, `batch_size`, `out` (also write the records there as JSONL, atomically).
     ///
     /// ```rhai
     /// let m = model_load("tests/fixtures/model/tiny-llama");
@@ -61,6 +61,7 @@ pub mod rewards_api {
             seed: o.int("seed", 0)? as u64,
             batch_size: o.count("batch_size", d.batch_size)?,
         };
+        let path = o.string("out", "")?;
         o.finish()?;
         let records = records
             .iter()
@@ -79,8 +80,7 @@ pub mod rewards_api {
             run(&policy_guard, &grm_guard, kind, &records, &opts)
         }
         .map_err(|e| format!("token_rewards: {e}"))?;
-        out.iter()
-            .map(|v| rhai::serde::to_dynamic(v).map_err(|e| format!("token_rewards: {e}").into()))
-            .collect()
+        crate::script::io::write_records("token_rewards", &path, &out)?;
+        crate::script::io::to_array("token_rewards", &out)
     }
 }

@@ -185,8 +185,9 @@ pub mod tasks_api {
     /// cut at the stop markers (`Problem:`, `Human:`, `Assistant:`, `Below is an
     /// instruction`, EOS), identical predictions of a problem kept once. Options (the
     /// paper's defaults): `n` 5, `temperature` 0.7, `top_p` 0.95, `max_new_tokens` 512,
-    /// `seed` 0, `batch_size` 16, `fidelity`. Returns `{question, solution, answer,
-    /// prediction}` records; deterministic for a seed, whatever the batch size.
+    /// `seed` 0, `batch_size` 16, `fidelity`, `out` (also write the records there as JSONL,
+    /// atomically). Returns `{question, solution, answer, prediction}` records;
+    /// deterministic for a seed, whatever the batch size.
     ///
     /// ```rhai
     /// let m = model_load("tests/fixtures/model/tiny-llama");
@@ -217,6 +218,7 @@ pub mod tasks_api {
             batch_size: o.count("batch_size", d.batch_size)?,
             fidelity: parse("sample", &o.string("fidelity", "corrected")?)?,
         };
+        let out = o.string("out", "")?;
         o.finish()?;
         let problems = problems
             .iter()
@@ -229,10 +231,12 @@ pub mod tasks_api {
         let model = model.lock();
         let records =
             run_sample(&model, kind, &problems, &opts).map_err(|e| format!("sample: {e}"))?;
-        records
+        let json: Vec<serde_json::Value> = records
             .iter()
-            .map(|r| rhai::serde::to_dynamic(r).map_err(|e| format!("sample: {e}").into()))
-            .collect()
+            .map(|r| serde_json::to_value(r).expect("records serialise"))
+            .collect();
+        crate::script::io::write_records("sample", &out, &json)?;
+        crate::script::io::to_array("sample", &json)
     }
 
     /// Accuracy of an array of booleans with its 95% Wilson interval:

@@ -212,13 +212,8 @@ pub mod teacher_api {
             .iter()
             .map(|r| serde_json::to_value(r).expect("records serialise"))
             .collect();
-        if !out.is_empty() {
-            crate::files::write_jsonl(Path::new(&out), &json)
-                .map_err(|e| format!("minimum_edit: {e}"))?;
-        }
-        json.iter()
-            .map(|v| rhai::serde::to_dynamic(v).map_err(|e| format!("minimum_edit: {e}").into()))
-            .collect()
+        crate::script::io::write_records("minimum_edit", out, &json)?;
+        crate::script::io::to_array("minimum_edit", &json)
     }
 
     /// GRM training examples (RLMEC.md, step 3) from teacher records: `{input, output}` in
@@ -242,9 +237,6 @@ pub mod teacher_api {
                     .map_err(|e| format!("grm_data: record {i}: {e}"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        grm_examples(&records, seed as u64)
-            .iter()
-            .map(|v| rhai::serde::to_dynamic(v).map_err(|e| format!("grm_data: {e}").into()))
-            .collect()
+        crate::script::io::to_array("grm_data", &grm_examples(&records, seed as u64))
     }
 }

@@ -363,3 +363,63 @@ fn the_data_stages_run_offline_from_a_script() {
         assert!(out.contains(line), "{out}");
     }
 }
+
+#[test]
+fn stages_run_once_rerun_on_new_inputs_and_never_look_finished_when_they_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("stages.rhai");
+    let run_dir = dir.path().join("run");
+    std::fs::write(
+        &script,
+        r#"
+let cfg = apply_overrides(#{dir: "", n: 3, fail: false});
+let run = run_open(cfg.dir);
+let xs = run.stage("xs", #{n: cfg.n}, || {
+    print("computing xs");
+    let out = [];
+    for i in 0..cfg.n { out.push(i); }
+    out
+});
+let ys = run.stage("ys", #{xs: xs}, || { if cfg.fail { throw "killed mid-stage"; } xs.map(|x| x * 10) });
+print(`ys = ${ys}`);
+"#,
+    )
+    .unwrap();
+    let go = |extra: &[&str]| {
+        let mut args = vec![
+            script.to_str().unwrap().to_string(),
+            "--set".into(),
+            format!("dir={}", run_dir.display()),
+        ];
+        for e in extra {
+            args.push("--set".into());
+            args.push(e.to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        rlmec(&args)
+    };
+    let o = go(&["fail=true"]);
+    assert!(!o.status.success());
+    assert!(
+        run_dir.join("stages/xs.json").is_file(),
+        "the finished stage is kept"
+    );
+    assert!(
+        !run_dir.join("stages/ys.json").exists(),
+        "the failed one is not marked finished"
+    );
+    let o = go(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        "ys = [0, 10, 20]",
+        "xs reused, not recomputed: {}",
+        stderr(&o)
+    );
+    let o = go(&["n=4"]);
+    assert_eq!(
+        stdout(&o).trim(),
+        "computing xs\nys = [0, 10, 20, 30]",
+        "new inputs run again"
+    );
+}

@@ -4,8 +4,8 @@
 use rhai::{Engine, Module};
 
 use super::{
-    ScriptContext, align, config, io, model, progress, resolver, rewards, tasks, teacher, tensor,
-    torch, train,
+    ScriptContext, align, config, io, model, progress, resolver, rewards, run, tasks, teacher,
+    tensor, torch, train,
 };
 use crate::logging::PRINT_TARGET;
 
@@ -30,6 +30,7 @@ pub const DOMAINS: &[Domain] = &[
     tasks::DOMAIN,
     teacher::DOMAIN,
     rewards::DOMAIN,
+    run::DOMAIN,
 ];
 
 impl Domain {

@@ -22,6 +22,7 @@ pub mod model;
 mod options;
 mod progress;
 mod rewards;
+mod run;
 mod tasks;
 mod teacher;
 pub mod tensor;

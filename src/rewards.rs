@@ -17,7 +17,7 @@
 //! and periods removed) and at most 2 per problem kept, chosen with a seeded stream (math
 //! keeps all). Pairs whose prompt + sequence + EOS + 1 exceed `max_len` are skipped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -95,13 +95,14 @@ pub fn token_rewards(
 
     // Which records: usable fixes; correct predictions de-duplicated and capped per problem.
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let mut correct_by_problem: HashMap<&str, Vec<usize>> = HashMap::new();
+    // Ordered by problem, so that the seeded draw does not depend on hashing.
+    let mut correct_by_problem: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut chosen = Vec::new();
     for (i, r) in records.iter().enumerate().filter(|(_, r)| r.is_correct) {
         if prediction_correct(kind, r, opts.fidelity) {
             correct_by_problem.entry(&r.question).or_default().push(i);
         } else {
-            chosen.push(i);
+            chosen.push((i, false));
         }
     }
     for indices in correct_by_problem.values() {
@@ -115,7 +116,7 @@ pub fn token_rewards(
             unique.shuffle(&mut rng);
             unique.truncate(cap);
         }
-        chosen.extend(unique);
+        chosen.extend(unique.into_iter().map(|i| (i, true)));
     }
     chosen.sort_unstable();
 
@@ -123,22 +124,22 @@ pub fn token_rewards(
         record: usize,
         correct: bool,
         prompt: String,
+        prompt_ids: Vec<i64>,
         prediction: Vec<i64>,
         target: Vec<i64>,
     }
     let mut items = Vec::new();
-    for i in chosen {
+    for (i, correct) in chosen {
         let r = &records[i];
-        let correct = prediction_correct(kind, r, opts.fidelity);
         let prompt = policy_prompt(kind, &r.question, opts.fidelity);
-        let prompt_len = policy.tokenizer.encode(&prompt)?.len();
+        let prompt_ids = policy.tokenizer.encode(&prompt)?;
         let prediction = with_eos(&r.prediction)?;
         let target = if correct {
             prediction.clone()
         } else {
             with_eos(&r.fix_pred)?
         };
-        if prompt_len + prediction.len().max(target.len()) + 1 > opts.max_len {
+        if prompt_ids.len() + prediction.len().max(target.len()) + 1 > opts.max_len {
             tracing::debug!("step 6: record {i} skipped: longer than {}", opts.max_len);
             continue;
         }
@@ -146,6 +147,7 @@ pub fn token_rewards(
             record: i,
             correct,
             prompt,
+            prompt_ids,
             prediction,
             target,
         });
@@ -153,8 +155,8 @@ pub fn token_rewards(
 
     let ref_pairs: Vec<(Vec<i64>, Vec<i64>)> = items
         .iter()
-        .map(|it| Ok((policy.tokenizer.encode(&it.prompt)?, it.prediction.clone())))
-        .collect::<Result<_, GenerateError>>()?;
+        .map(|it| (it.prompt_ids.clone(), it.prediction.clone()))
+        .collect();
     let ref_logp = score(policy, &ref_pairs, opts.batch_size)?;
     let grm_pairs: Vec<(Vec<i64>, Vec<i64>)> = items
         .iter()

@@ -126,3 +126,30 @@ fn correct_predictions_are_deduplicated_and_capped_per_problem() {
     assert_eq!(kept(&qa), 2, "at most 2 per problem");
     assert_eq!(kept(&math), 3, "math keeps every distinct one");
 }
+
+#[test]
+fn the_capped_choice_is_the_same_for_a_seed() {
+    let m = tiny();
+    let records: Vec<EditRecord> = ["Q1", "Q2", "Q3"]
+        .iter()
+        .flat_map(|q| {
+            (0..4).map(move |i| record(q, &format!("{i} + 5 = 5.\nThe answer is 5"), "", -1))
+        })
+        .collect();
+    let opts = RewardOptions {
+        correct_per_problem: Some(2),
+        ..RewardOptions::paper(TaskKind::Math)
+    };
+    let chosen = || {
+        token_rewards(&m, &m, TaskKind::Math, &records, &opts)
+            .unwrap()
+            .iter()
+            .map(|r| r["output"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let first = chosen();
+    assert_eq!(first.len(), 6);
+    for _ in 0..4 {
+        assert_eq!(chosen(), first);
+    }
+}

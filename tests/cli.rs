@@ -356,7 +356,7 @@ fn the_data_stages_run_offline_from_a_script() {
     let out = stdout(&o);
     for line in [
         "teacher: 12 records, 6 fixed",
-        "grm edits: true",
+        "grm edits: 6 of 6",
         "rewards: 12 records",
         "policy: 3 steps, loss true",
     ] {

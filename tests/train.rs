@@ -555,7 +555,6 @@ fn objective_parts_reach_the_metrics() {
         2.0 * line["half"].as_f64().unwrap(),
         1e-7
     ));
-    let _ = Tensor::from(0.0); // tch linked for the doc's sake
 }
 
 /// An objective that fails mid-run loses nothing already done: the steps before it are

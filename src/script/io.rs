@@ -19,6 +19,22 @@ fn from_json(value: &serde_json::Value) -> Result<Dynamic, Box<EvalAltResult>> {
     rhai::serde::to_dynamic(value)
 }
 
+/// A script array of records as `T`s; an element that does not fit names its index
+/// (`what`: the call, `item`: what an element is, e.g. "record").
+pub fn from_array<T: serde::de::DeserializeOwned>(
+    what: &str,
+    item: &str,
+    array: &rhai::Array,
+) -> Result<Vec<T>, Box<EvalAltResult>> {
+    array
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            rhai::serde::from_dynamic::<T>(v).map_err(|e| format!("{what}: {item} {i}: {e}").into())
+        })
+        .collect()
+}
+
 /// A stage's records as a script array (`what` names the stage in errors).
 pub fn to_array(
     what: &str,

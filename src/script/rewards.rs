@@ -63,14 +63,8 @@ pub mod rewards_api {
         };
         let path = o.string("out", "")?;
         o.finish()?;
-        let records = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                rhai::serde::from_dynamic::<EditRecord>(r)
-                    .map_err(|e| format!("token_rewards: record {i}: {e}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let records: Vec<EditRecord> =
+            crate::script::io::from_array("token_rewards", "record", &records)?;
         let policy_guard = policy.lock();
         // The same handle twice (policy as its own GRM) must not lock twice.
         let out = if policy.same_as(&grm) {

@@ -220,14 +220,8 @@ pub mod tasks_api {
         };
         let out = o.string("out", "")?;
         o.finish()?;
-        let problems = problems
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                rhai::serde::from_dynamic::<crate::tasks::Problem>(p)
-                    .map_err(|e| format!("sample: problem {i}: {e}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let problems: Vec<crate::tasks::Problem> =
+            crate::script::io::from_array("sample", "problem", &problems)?;
         let model = model.lock();
         let records =
             run_sample(&model, kind, &problems, &opts).map_err(|e| format!("sample: {e}"))?;

@@ -98,7 +98,6 @@ pub mod teacher_api {
         let kind: TaskKind = kind
             .parse()
             .map_err(|e: String| format!("minimum_edit: {e}"))?;
-        let bar = crate::progress::bar(samples.len() as u64, "minimum edit");
         let mut parsed = Vec::with_capacity(samples.len());
         for (i, s) in samples.iter().enumerate() {
             let map = s.read_lock::<rhai::Map>().ok_or_else(|| {
@@ -129,21 +128,17 @@ pub mod teacher_api {
             parsed.push(Sample { case, answer });
         }
         // A model (the trained GRM), a `model:<path>`, or an offline teacher's name.
-        let loaded;
         let handle = match teacher.clone().try_cast::<ModelHandle>() {
-            Some(h) => Some(h),
+            Some(h) => h,
             None => {
                 let name = teacher.into_string().map_err(|t| {
                     format!("minimum_edit: the teacher must be a name or a model, got {t}")
                 })?;
                 match name.strip_prefix("model:") {
-                    Some(path) => {
-                        loaded = ModelHandle::new(
-                            crate::model::Model::load(Path::new(path), Default::default())
-                                .map_err(|e| format!("minimum_edit: {e}"))?,
-                        );
-                        Some(loaded.clone())
-                    }
+                    Some(path) => ModelHandle::new(
+                        crate::model::Model::load(Path::new(path), Default::default())
+                            .map_err(|e| format!("minimum_edit: {e}"))?,
+                    ),
                     None if name.starts_with("anthropic:") || name.starts_with("openai:") => {
                         let cache = Cache::open(Path::new(&cache_path)).map_err(|e| {
                             format!("minimum_edit: teacher cache {cache_path}: {e}")
@@ -157,7 +152,7 @@ pub mod teacher_api {
                         };
                         let t = HttpTeacher::new(&name, kind, cache, opts)
                             .map_err(|e| format!("minimum_edit: {e}"))?;
-                        return finish(judge_all(&t, kind, &parsed, fidelity), t.name(), &out, bar);
+                        return finish(judge_all(&t, kind, &parsed, fidelity), t.name(), &out);
                     }
                     None => {
                         let t = by_name(&name).map_err(|e| format!("minimum_edit: {e}"))?;
@@ -165,32 +160,28 @@ pub mod teacher_api {
                             judge_all(t.as_ref(), kind, &parsed, fidelity),
                             t.name(),
                             &out,
-                            bar,
                         );
                     }
                 }
             }
         };
-        let handle = handle.expect("a model teacher");
         let model = handle.lock();
         let t = ModelTeacher {
             model: &model,
             max_new_tokens: max_new_tokens.unwrap_or(2048),
             batch_size,
         };
-        finish(judge_all(&t, kind, &parsed, fidelity), t.name(), &out, bar)
+        finish(judge_all(&t, kind, &parsed, fidelity), t.name(), &out)
     }
 
-    /// Log, write and return the protocol's outcomes.
+    /// Log, write and return the protocol's outcomes. (Teachers that take time show their
+    /// own progress: a model's generation bar, the HTTP requests' bar.)
     fn finish(
         outcomes: Result<Vec<Outcome>, crate::teacher::TeacherError>,
         teacher: String,
         out: &str,
-        bar: indicatif::ProgressBar,
     ) -> Result<rhai::Array, Box<EvalAltResult>> {
         let outcomes = outcomes.map_err(|e| format!("minimum_edit: {e}"))?;
-        bar.inc(outcomes.len() as u64);
-        bar.finish_and_clear();
         let mut records = Vec::new();
         let mut dropped = 0;
         for (i, o) in outcomes.into_iter().enumerate() {
@@ -229,14 +220,8 @@ pub mod teacher_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn grm_data(records: rhai::Array, seed: i64) -> Result<rhai::Array, Box<EvalAltResult>> {
-        let records = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                rhai::serde::from_dynamic::<EditRecord>(r)
-                    .map_err(|e| format!("grm_data: record {i}: {e}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let records: Vec<EditRecord> =
+            crate::script::io::from_array("grm_data", "record", &records)?;
         crate::script::io::to_array("grm_data", &grm_examples(&records, seed as u64))
     }
 }

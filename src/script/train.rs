@@ -209,14 +209,8 @@ pub mod train_api {
                 }
             },
         };
-        let records = records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                rhai::serde::from_dynamic::<serde_json::Value>(r)
-                    .map_err(|e| format!("train: record {i}: {e}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let records: Vec<serde_json::Value> =
+            crate::script::io::from_array("train", "record", &records)?;
         let model = model.lock();
         let report = run_train(&model, &records, objective, &opts).map_err(|e| e.to_string())?;
         let mut m = rhai::Map::new();

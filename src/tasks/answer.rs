@@ -3,13 +3,14 @@
 
 use super::{Fidelity, TaskKind};
 
-const MARKER: &str = "The answer is";
+/// What precedes the answer on a solution's last line.
+pub const ANSWER_MARKER: &str = "The answer is";
 
 /// The text after the last `The answer is`, trimmed (a final `.` dropped for QA in
 /// corrected fidelity); `None` when the marker is absent.
 pub fn extract_answer(text: &str) -> Option<String> {
-    let at = text.rfind(MARKER)?;
-    let rest = text[at + MARKER.len()..].trim_start_matches(':');
+    let at = text.rfind(ANSWER_MARKER)?;
+    let rest = text[at + ANSWER_MARKER.len()..].trim_start_matches(':');
     Some(rest.trim().to_string())
 }
 

@@ -9,8 +9,9 @@
 
 use std::collections::HashMap;
 
-use super::steps::steps;
+use super::steps::{locate_reply, steps};
 use super::{Case, Teacher, TeacherError};
+use crate::tasks::answer::ANSWER_MARKER;
 
 /// A number in a line: its value and byte span.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -172,25 +173,31 @@ fn numbers(line: &str) -> Vec<Number> {
         .collect()
 }
 
-const ANSWER: &str = "The answer is";
+/// The problem's numbers and the results so far are what an operand may be; the first
+/// operand of a later step that is neither contradicts what came before.
+fn from_nowhere(eq: &Equation, known: &[f64], results: &[f64]) -> bool {
+    !results.is_empty()
+        && !known
+            .iter()
+            .chain(results)
+            .any(|&v| same(v, eq.first().value))
+}
 
-/// Where the prediction first goes wrong, and how its first wrong equation should read.
+fn values(numbers: &[Number]) -> Vec<f64> {
+    numbers.iter().map(|n| n.value).collect()
+}
+
+/// Where the prediction first goes wrong.
 fn first_error(case: &Case) -> Option<usize> {
-    let lines = steps(&case.prediction);
-    let known: Vec<f64> = numbers(&case.problem).iter().map(|n| n.value).collect();
+    let known = values(&numbers(&case.problem));
     let mut results: Vec<f64> = Vec::new();
-    for (k, line) in lines.iter().enumerate() {
+    for (k, line) in steps(&case.prediction).iter().enumerate() {
         if let Some(eq) = equation(line) {
-            let from_nowhere = !results.is_empty()
-                && !known
-                    .iter()
-                    .chain(&results)
-                    .any(|&v| same(v, eq.first().value));
-            if from_nowhere || !same(eq.c.value, eq.eval(&eq.values())) {
+            if from_nowhere(&eq, &known, &results) || !same(eq.c.value, eq.eval(&eq.values())) {
                 return Some(k);
             }
             results.push(eq.c.value);
-        } else if let Some(at) = line.rfind(ANSWER) {
+        } else if let Some(at) = line.rfind(ANSWER_MARKER) {
             let said = numbers(&line[at..]).first().map(|n| n.value);
             if let (Some(said), Some(&last)) = (said, results.last())
                 && !same(said, last)
@@ -202,12 +209,14 @@ fn first_error(case: &Case) -> Option<usize> {
     None
 }
 
-/// Replace the numbers of `line` whose value was corrected, by span, right to left.
-fn carry(line: &str, corrected: &HashMap<u64, f64>, spans: &[Number]) -> String {
+/// `line` with each number of `edits` replaced by its new value (unchanged values kept
+/// byte for byte).
+fn rewrite_numbers(line: &str, mut edits: Vec<(Number, f64)>) -> String {
+    edits.sort_by_key(|(n, _)| std::cmp::Reverse(n.start));
     let mut out = line.to_string();
-    for n in spans.iter().rev() {
-        if let Some(&new) = corrected.get(&n.value.to_bits()) {
-            out.replace_range(n.start..n.end, &format(new));
+    for (n, v) in edits {
+        if !same(n.value, v) {
+            out.replace_range(n.start..n.end, &format(v));
         }
     }
     out
@@ -216,76 +225,66 @@ fn carry(line: &str, corrected: &HashMap<u64, f64>, spans: &[Number]) -> String 
 /// The prediction's steps from `k` on, corrected.
 fn corrected_from(case: &Case, k: usize) -> String {
     let lines = steps(&case.prediction);
-    let mut last_result = lines[..k]
+    let known = values(&numbers(&case.problem));
+    let results: Vec<f64> = lines[..k]
         .iter()
-        .rev()
-        .find_map(|l| equation(l))
-        .map(|e| e.c.value);
+        .filter_map(|l| equation(l))
+        .map(|e| e.c.value)
+        .collect();
+    let mut last_result = results.last().copied();
+    // Wrong value (bits) → corrected value, carried into every later number.
     let mut corrected: HashMap<u64, f64> = HashMap::new();
+    let carried = |n: Number, corrected: &HashMap<u64, f64>| {
+        corrected.get(&n.value.to_bits()).map(|&v| (n, v))
+    };
     let mut out = Vec::new();
     for (j, line) in lines.iter().enumerate().skip(k) {
         let Some(eq) = equation(line) else {
             // Non-equation lines (the answer line too) carry corrected values.
-            let mut fixed = carry(line, &corrected, &numbers(line));
-            if let (Some(at), Some(last)) = (fixed.rfind(ANSWER), last_result) {
-                let tail = &fixed[at..];
-                if let Some(n) = numbers(tail).first()
-                    && !same(n.value, last)
-                {
-                    let (s, e) = (at + n.start, at + n.end);
-                    fixed.replace_range(s..e, &format(last));
-                }
+            let mut edits: Vec<(Number, f64)> = numbers(line)
+                .into_iter()
+                .filter_map(|n| carried(n, &corrected))
+                .collect();
+            if let (Some(at), Some(last)) = (line.rfind(ANSWER_MARKER), last_result)
+                && let Some(said) = numbers(&line[at..]).first()
+            {
+                let said = Number {
+                    start: at + said.start,
+                    end: at + said.end,
+                    ..*said
+                };
+                edits.retain(|(n, _)| n.start != said.start);
+                edits.push((said, last));
             }
-            out.push(fixed);
+            out.push(rewrite_numbers(line, edits));
             continue;
         };
         let mut values: Vec<f64> = eq
             .operands
             .iter()
-            .map(|n| {
-                corrected
-                    .get(&n.value.to_bits())
-                    .copied()
-                    .unwrap_or(n.value)
-            })
+            .map(|&n| carried(n, &corrected).map_or(n.value, |(_, v)| v))
             .collect();
         if j == k
             && let Some(prev) = last_result
+            && from_nowhere(&eq, &known, &results)
         {
-            let first = eq.first().value;
-            let known = numbers(&case.problem);
-            let from_nowhere = !known.iter().any(|n| same(n.value, first))
-                && !lines[..k]
-                    .iter()
-                    .filter_map(|l| equation(l))
-                    .any(|e| same(e.c.value, first));
-            if from_nowhere {
-                values[0] = prev;
-            }
+            values[0] = prev;
         }
         let c = eq.eval(&values);
-        // The equation's numbers by span, then the line's other numbers carried.
+        // The equation's numbers, then the line's other numbers carried.
         let mut edits: Vec<(Number, f64)> = eq.operands.iter().copied().zip(values).collect();
         edits.push((eq.c, c));
-        let in_equation = |n: &Number| edits.iter().any(|(e, _)| e.start == n.start);
         let others: Vec<(Number, f64)> = numbers(line)
             .into_iter()
-            .filter(|n| !in_equation(n))
-            .filter_map(|n| corrected.get(&n.value.to_bits()).map(|&v| (n, v)))
+            .filter(|n| !edits.iter().any(|(e, _)| e.start == n.start))
+            .filter_map(|n| carried(n, &corrected))
             .collect();
         edits.extend(others);
-        edits.sort_by_key(|(n, _)| std::cmp::Reverse(n.start));
-        let mut fixed = line.to_string();
-        for (n, v) in edits {
-            if !same(n.value, v) {
-                fixed.replace_range(n.start..n.end, &format(v));
-            }
-        }
+        out.push(rewrite_numbers(line, edits));
         if !same(eq.c.value, c) {
             corrected.insert(eq.c.value.to_bits(), c);
         }
         last_result = Some(c);
-        out.push(fixed);
     }
     out.join("\n")
 }
@@ -294,10 +293,7 @@ pub struct Arith;
 
 impl Teacher for Arith {
     fn locate(&self, case: &Case) -> Result<String, TeacherError> {
-        Ok(match first_error(case) {
-            Some(k) => format!("[{k}]"),
-            None => "correct".into(),
-        })
+        Ok(locate_reply(first_error(case)))
     }
 
     fn rewrite(&self, case: &Case, k: usize, _prefix: &str) -> Result<String, TeacherError> {

@@ -2,10 +2,10 @@
 //! (DESIGN.md). The first wrong step is the first step naming a wrong option, else the
 //! answer line; the fix keeps every step before it and finishes with the gold rationale.
 
-use super::steps::steps;
+use super::steps::{locate_reply, steps};
 use super::{Case, Teacher, TeacherError};
-
-const ANSWER: &str = "The answer is";
+use crate::tasks::answer::{ANSWER_MARKER, extract_answer, is_correct};
+use crate::tasks::{Fidelity, TaskKind};
 
 /// The options listed one per line after `Options:` in the problem.
 fn options(problem: &str) -> Vec<String> {
@@ -17,14 +17,6 @@ fn options(problem: &str) -> Vec<String> {
                 .filter(|l| !l.is_empty())
                 .collect()
         })
-        .unwrap_or_default()
-}
-
-/// The gold answer: the gold rationale's answer line.
-fn gold(solution: &str) -> String {
-    solution
-        .rfind(ANSWER)
-        .map(|at| solution[at + ANSWER.len()..].trim().to_lowercase())
         .unwrap_or_default()
 }
 
@@ -41,22 +33,18 @@ fn names(line: &str, option: &str) -> bool {
 }
 
 fn first_error(case: &Case) -> Option<usize> {
-    let gold = gold(&case.solution);
+    let gold = extract_answer(&case.solution)
+        .unwrap_or_default()
+        .to_lowercase();
     let wrong: Vec<String> = options(&case.problem)
         .into_iter()
         .filter(|o| *o != gold && !gold.contains(o.as_str()))
         .collect();
     let lines = steps(&case.prediction);
-    let answer_line = lines.iter().rposition(|l| l.contains(ANSWER));
-    let predicted = answer_line.map(|k| {
-        lines[k][lines[k].rfind(ANSWER).unwrap_or(0) + ANSWER.len()..]
-            .trim()
-            .trim_end_matches('.')
-            .to_lowercase()
-    });
-    if predicted.as_deref() == Some(gold.as_str()) {
+    if is_correct(TaskKind::Qa, &case.prediction, &gold, Fidelity::Corrected) {
         return None;
     }
+    let answer_line = lines.iter().rposition(|l| l.contains(ANSWER_MARKER));
     lines
         .iter()
         .position(|l| wrong.iter().any(|o| names(l, o)))
@@ -68,10 +56,7 @@ pub struct Reference;
 
 impl Teacher for Reference {
     fn locate(&self, case: &Case) -> Result<String, TeacherError> {
-        Ok(match first_error(case) {
-            Some(k) => format!("[{k}]"),
-            None => "correct".into(),
-        })
+        Ok(locate_reply(first_error(case)))
     }
 
     fn rewrite(&self, case: &Case, _k: usize, _prefix: &str) -> Result<String, TeacherError> {

@@ -25,6 +25,14 @@ pub fn prefix(text: &str, k: usize) -> String {
         .join("\n")
 }
 
+/// The reply to the locate question for the first wrong step, if any: `[k]` or `correct`.
+pub fn locate_reply(first_error: Option<usize>) -> String {
+    match first_error {
+        Some(k) => format!("[{k}]"),
+        None => "correct".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

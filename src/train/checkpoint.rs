@@ -29,7 +29,8 @@ pub enum CheckpointError {
     Write { path: PathBuf, message: String },
 }
 
-const FORMAT: u32 = 1;
+/// The `state.json` layout this build writes and reads.
+pub const FORMAT: u32 = 1;
 
 /// Where a run stands after `step` optimiser steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -95,7 +95,7 @@ impl Run<'_> {
 
     fn state(&self, position: Position) -> State {
         State {
-            format: 1,
+            format: checkpoint::FORMAT,
             position,
             total_steps: self.total_steps,
             trajectory: self.trajectory.clone(),
@@ -246,12 +246,21 @@ pub fn train_examples(
     let bar = crate::progress::bar(total_steps as u64, "train");
     bar.set_position(position.step as u64);
     let mut last_saved = resumed.map(|p| p.step);
+    let mut order: Option<(usize, Vec<Vec<usize>>)> = None;
     while position.step < total_steps {
         if opts.halt_at_step.is_some_and(|h| position.step >= h) {
             halted = true;
             break;
         }
-        let order = epoch_batches(&run.lengths, opts.batch_size, opts.seed, position.epoch);
+        // The epoch's order, computed once per epoch.
+        if order
+            .as_ref()
+            .is_none_or(|(epoch, _)| *epoch != position.epoch)
+        {
+            let batches = epoch_batches(&run.lengths, opts.batch_size, opts.seed, position.epoch);
+            order = Some((position.epoch, batches));
+        }
+        let order = &order.as_ref().expect("computed above").1;
         let group_end = (position.batch + opts.grad_accum).min(run.batches_per_epoch);
         let group = &order[position.batch..group_end];
         let step_start = Instant::now();

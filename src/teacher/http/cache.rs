@@ -6,15 +6,14 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::sync::Mutex;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub struct Cache {
-    path: Option<PathBuf>,
     entries: Mutex<(HashMap<String, String>, Option<File>)>,
 }
 
@@ -33,41 +32,39 @@ impl Cache {
     /// A cache without a file (tests, throw-away runs).
     pub fn in_memory() -> Self {
         Self {
-            path: None,
             entries: Mutex::new((HashMap::new(), None)),
         }
     }
 
     /// The cache stored at `path` (created if absent).
     pub fn open(path: &Path) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
         let mut map = HashMap::new();
-        if path.is_file() {
-            for (i, line) in BufReader::new(File::open(path)?).lines().enumerate() {
-                let line = line?;
-                match serde_json::from_str::<Value>(&line) {
-                    Ok(v) => {
-                        if let (Some(k), Some(r)) = (v["key"].as_str(), v["reply"].as_str()) {
-                            map.insert(k.to_string(), r.to_string());
-                        }
-                    }
-                    Err(_) => {
-                        tracing::warn!("{}:{}: skipping a torn cache line", path.display(), i + 1)
+        for (i, line) in text.lines().enumerate() {
+            match serde_json::from_str::<Value>(line) {
+                Ok(v) => {
+                    if let (Some(k), Some(r)) = (v["key"].as_str(), v["reply"].as_str()) {
+                        map.insert(k.to_string(), r.to_string());
                     }
                 }
+                Err(_) => {
+                    tracing::warn!("{}:{}: skipping a torn cache line", path.display(), i + 1)
+                }
             }
-        } else if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
         }
         let mut file = OpenOptions::new().create(true).append(true).open(path)?;
         // A torn last line must not glue onto the next entry.
-        if std::fs::metadata(path)?.len() > 0 {
-            let text = std::fs::read(path)?;
-            if text.last() != Some(&b'\n') {
-                file.write_all(b"\n")?;
-            }
+        if !text.is_empty() && !text.ends_with('\n') {
+            file.write_all(b"\n")?;
         }
         Ok(Self {
-            path: Some(path.to_path_buf()),
             entries: Mutex::new((map, Some(file))),
         })
     }
@@ -93,10 +90,6 @@ impl Cache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<String, String>, Option<File>)> {

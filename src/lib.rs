@@ -13,6 +13,8 @@ pub mod logging;
 pub mod model;
 pub mod progress;
 pub mod rewards;
+pub mod run_dir;
+pub mod run_status;
 pub mod script;
 pub mod tasks;
 pub mod teacher;

@@ -4,9 +4,13 @@
 //! crates stay at `warn`). A script's `print` is an event with target [`PRINT_TARGET`] that
 //! is written bare to stdout, so a script's tables read cleanly and can be piped, while its
 //! `debug` goes to the log at debug level with the script position. Both writers suspend the
-//! progress bars while they write.
+//! progress bars while they write. Once a run directory is open, every log line and print
+//! is also appended to its `log.txt` ([`log_to_file`]), without colours.
 
+use std::fs::File;
 use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Mutex;
 
 use tracing::Level;
 use tracing_subscriber::EnvFilter;
@@ -44,11 +48,60 @@ pub fn init(verbosity: i8) {
         .event_format(BareMessage)
         .with_filter(Targets::new().with_target(PRINT_TARGET, print_level));
 
+    let file = tracing_subscriber::fmt::layer()
+        .with_writer(RunLog)
+        .with_ansi(false)
+        .with_target(false)
+        .with_filter(
+            Targets::new()
+                .with_target(PRINT_TARGET, LevelFilter::INFO)
+                .with_target("rlmec", LevelFilter::INFO),
+        );
+
     // A second init (tests) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
         .with(logs)
         .with(prints)
+        .with(file)
         .try_init();
+}
+
+/// The open run's `log.txt`, once there is one.
+static RUN_LOG_FILE: Mutex<Option<File>> = Mutex::new(None);
+
+/// Append every later log line and print to `path` as well. A file that cannot be opened
+/// costs a warning, never the run.
+pub fn log_to_file(path: &Path) {
+    match File::options().create(true).append(true).open(path) {
+        Ok(file) => *RUN_LOG_FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some(file),
+        Err(e) => tracing::warn!("{}: cannot write the run log: {e}", path.display()),
+    }
+}
+
+/// Writes to the run's log file, or nowhere before a run directory is open.
+#[derive(Clone, Copy)]
+struct RunLog;
+
+impl Write for RunLog {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut file = RUN_LOG_FILE.lock().unwrap_or_else(|e| e.into_inner());
+        match file.as_mut() {
+            Some(f) => f.write_all(buf).map(|()| buf.len()),
+            None => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for RunLog {
+    type Writer = RunLog;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        *self
+    }
 }
 
 #[derive(Clone, Copy)]

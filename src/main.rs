@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 use rlmec::device::DeviceSpec;
+use rlmec::script::context::RunTarget;
 use rlmec::script::overrides::Override;
 use rlmec::script::{api, check, runner};
 
@@ -18,6 +19,9 @@ scripts/; change an experiment by editing or overriding a script, never by recom
   rlmec scripts/qa_full.rhai                        run the QA procedure on the embedded default
   rlmec scripts/qa_full.rhai --set n_train=200      override a knob of the script's config
   rlmec scripts/qa_full.rhai --device cuda          the same on a GPU (a `make setup TORCH=cuda` build)
+  rlmec scripts/qa_full.rhai --out runs/x           run in runs/x; if it exists, resume it
+  rlmec runs                                        the runs under runs/ and their stages
+  rlmec status runs/x                               one run's stages: done, running, interrupted
   rlmec check scripts/*.rhai                        syntax and unknown functions, without running
   rlmec api                                         every native function with its documentation
 
@@ -53,6 +57,17 @@ enum Command {
         #[arg(required = true, value_name = "SCRIPT")]
         scripts: Vec<PathBuf>,
     },
+    /// List the run directories under DIR [default: runs] with their stages' state.
+    Runs {
+        #[arg(value_name = "DIR", default_value = "runs")]
+        dir: PathBuf,
+    },
+    /// Show one run: its script, config and each stage (done with its time, running, or
+    /// interrupted and waiting for a rerun with --out to resume it).
+    Status {
+        #[arg(value_name = "RUN_DIR")]
+        dir: PathBuf,
+    },
     /// Print every native function and type with its signature and documentation.
     Api {
         /// Machine-readable JSON instead of markdown.
@@ -73,7 +88,8 @@ struct RunArgs {
     /// Where tensors live: cpu, cuda, cuda:N (same as --set device=...).
     #[arg(long, value_parser = clap::value_parser!(DeviceSpec))]
     device: Option<DeviceSpec>,
-    /// The run directory (same as --set out=...).
+    /// The run directory [default: runs/<script>-<UTC timestamp>]; the --out of an
+    /// existing run resumes it: finished stages are reused, interrupted ones resume.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Seed for everything random (same as --set seed=...).
@@ -94,10 +110,6 @@ impl RunArgs {
                 d.to_string().into(),
                 &d.to_string(),
             ));
-        }
-        if let Some(out) = &self.out {
-            let text = out.display().to_string();
-            all.push(Override::flag("out", text.clone().into(), &text));
         }
         if let Some(seed) = self.seed {
             all.push(Override::flag("seed", seed.into(), &seed.to_string()));
@@ -126,6 +138,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Some(Command::Runs { dir }) => print_or_fail(rlmec::run_status::list(&dir)),
+        Some(Command::Status { dir }) => print_or_fail(rlmec::run_status::status(&dir)),
         Some(Command::Api { json }) => {
             print!(
                 "{}",
@@ -151,8 +165,29 @@ fn run(args: RunArgs) -> ExitCode {
     if let Some(seed) = args.seed {
         tch::manual_seed(seed);
     }
-    match runner::run_script(&script, args.overrides()) {
+    let target = RunTarget {
+        dir: args
+            .out
+            .clone()
+            .unwrap_or_else(|| rlmec::run_dir::default_dir(&script)),
+        script: script.clone(),
+        args: std::env::args().collect(),
+    };
+    match runner::run_script(&script, args.overrides(), Some(target)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_or_fail(text: Result<String, rlmec::run_dir::RunDirError>) -> ExitCode {
+    match text {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

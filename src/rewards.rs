@@ -75,10 +75,20 @@ fn normalised(text: &str) -> String {
         .collect()
 }
 
+/// Who gives `p[t]`, the probability that prediction token `t` is kept.
+#[derive(Clone, Copy)]
+pub enum TokenJudge<'a> {
+    /// The trained GRM (the method).
+    Grm(&'a Model),
+    /// The record's own minimum edit: 1 for a token the fix keeps, 0 for one it changes
+    /// (the paper's ablation without a GRM: rewards straight from the teacher's edits).
+    TeacherEdit,
+}
+
 /// The records of step 6 for `records` (steps 2/5's output), in record order.
 pub fn token_rewards(
     policy: &Model,
-    grm: &Model,
+    judge: TokenJudge,
     kind: TaskKind,
     records: &[EditRecord],
     opts: &RewardOptions,
@@ -158,26 +168,41 @@ pub fn token_rewards(
         .map(|it| (it.prompt_ids.clone(), it.prediction.clone()))
         .collect();
     let ref_logp = score(policy, &ref_pairs, opts.batch_size)?;
-    let grm_pairs: Vec<(Vec<i64>, Vec<i64>)> = items
-        .iter()
-        .map(|it| {
-            let r = &records[it.record];
-            let prompt = grm_rewrite(&r.question, &r.solution, &r.prediction);
-            Ok((grm.tokenizer.encode(&prompt)?, it.prediction.clone()))
-        })
-        .collect::<Result<_, GenerateError>>()?;
-    let grm_logp = score(grm, &grm_pairs, opts.batch_size)?;
+    let keep_prob: Vec<Vec<f64>> = match judge {
+        TokenJudge::Grm(grm) => {
+            let grm_pairs: Vec<(Vec<i64>, Vec<i64>)> = items
+                .iter()
+                .map(|it| {
+                    let r = &records[it.record];
+                    let prompt = grm_rewrite(&r.question, &r.solution, &r.prediction);
+                    Ok((grm.tokenizer.encode(&prompt)?, it.prediction.clone()))
+                })
+                .collect::<Result<_, GenerateError>>()?;
+            score(grm, &grm_pairs, opts.batch_size)?
+                .iter()
+                .map(|lp| lp.iter().map(|&l| f64::from(l).exp()).collect())
+                .collect()
+        }
+        TokenJudge::TeacherEdit => items
+            .iter()
+            .map(|it| {
+                // Flags on the prediction's tokens: those the fix does not keep.
+                align(&it.target, &it.prediction, opts.alignment)
+                    .flags
+                    .iter()
+                    .map(|&changed| if changed { 0.0 } else { 1.0 })
+                    .collect()
+            })
+            .collect(),
+    };
 
     Ok(items
         .iter()
-        .zip(ref_logp.iter().zip(&grm_logp))
-        .map(|(it, (ref_lp, grm_lp))| {
+        .zip(ref_logp.iter().zip(&keep_prob))
+        .map(|(it, (ref_lp, keep))| {
             let r = &records[it.record];
             let (lo, hi) = if it.correct { (0.0, 0.5) } else { (-0.1, 0.0) };
-            let reward: Vec<f64> = grm_lp
-                .iter()
-                .map(|&lp| (f64::from(lp).exp() - 0.5).clamp(lo, hi))
-                .collect();
+            let reward: Vec<f64> = keep.iter().map(|&p| (p - 0.5).clamp(lo, hi)).collect();
             let weights: Vec<f64> = if it.correct {
                 vec![0.5; it.target.len()]
             } else {

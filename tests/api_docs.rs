@@ -3,6 +3,7 @@
 //! example must run.
 
 use rlmec::script::api::{api, api_markdown};
+use rlmec::script::context::RunTarget;
 use rlmec::script::{ScriptContext, build_engine};
 
 #[test]
@@ -61,7 +62,13 @@ fn every_native_function_documents_itself_with_an_example() {
 #[test]
 fn every_example_runs() {
     tch::set_num_threads(1);
-    let engine = build_engine(ScriptContext::default());
+    let runs = tempfile::tempdir().unwrap();
+    let target = RunTarget {
+        dir: runs.path().join("doc-run"),
+        script: "doc.rhai".into(),
+        args: vec![],
+    };
+    let engine = build_engine(ScriptContext::with_run(vec![], target));
     let mut ran = 0;
     for domain in api() {
         for f in &domain.functions {

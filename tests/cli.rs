@@ -184,7 +184,7 @@ fn api_lists_functions_with_their_docs() {
         md.contains("### `apply_overrides(defaults: map) -> map`"),
         "{md}"
     );
-    assert!(md.contains("The script's defaults with the command line's overrides applied."));
+    assert!(md.contains("The script's defaults with the command line's overrides applied"));
     assert!(md.contains("### type `Progress`"));
 
     let o = rlmec(&["api", "--json"]);
@@ -256,14 +256,14 @@ fn script_objectives_equal_the_built_in_one() {
 
 /// SFT records for the kill test: enough steps that the run is still going when killed.
 const TRAIN_SCRIPT: &str = r#"
-let cfg = apply_overrides(#{out: ""});
+let out = run_current().dir;
 let m = model_load("tests/fixtures/model/tiny-llama");
 let data = [];
 for i in 0..40 {
     data.push(#{input: `${i} + ${i} =`, output: ` ${i + i}. That is the sum of ${i} and ${i}.`});
 }
 let s = m.train(data, #{objective: "sft", epochs: 30, lr: 1e-3, batch_size: 4, grad_accum: 2,
-                        checkpoint_every: 5, out: cfg.out});
+                        checkpoint_every: 5, out: `${out}/policy`});
 print(`done ${s.steps} resumed_from ${s.resumed_from ?? "none"}`);
 "#;
 
@@ -276,7 +276,8 @@ fn a_killed_run_resumes_to_the_same_curve() {
         let mut command = Command::new(env!("CARGO_BIN_EXE_rlmec"));
         command
             .arg(&script)
-            .args(["--set", &format!("out={}", out.display())])
+            .arg("--out")
+            .arg(out)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("RLMEC_TORCH_THREADS", "1")
             .env_remove("RUST_LOG");
@@ -297,14 +298,14 @@ fn a_killed_run_resumes_to_the_same_curve() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let third = killed.join("checkpoints/step-00000015/state.json");
+    let third = killed.join("policy/checkpoints/step-00000015/state.json");
     let start = std::time::Instant::now();
     while !third.exists() && start.elapsed().as_secs() < 60 {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let lines_at_kill = std::fs::read_to_string(killed.join("metrics.jsonl"))
+    let lines_at_kill = std::fs::read_to_string(killed.join("policy/metrics.jsonl"))
         .unwrap()
         .lines()
         .count();
@@ -320,7 +321,7 @@ fn a_killed_run_resumes_to_the_same_curve() {
         out.contains("done 150 resumed_from 15") || out.contains("done 150 resumed_from 20"),
         "{out}"
     );
-    let read = |p: &Path| std::fs::read_to_string(p.join("metrics.jsonl")).unwrap();
+    let read = |p: &Path| std::fs::read_to_string(p.join("policy/metrics.jsonl")).unwrap();
     let strip = |text: String| -> Vec<String> {
         // tokens_per_s is a timing; everything else must be identical.
         text.lines()
@@ -332,7 +333,7 @@ fn a_killed_run_resumes_to_the_same_curve() {
             .collect()
     };
     assert_eq!(strip(read(&whole)), strip(read(&killed)));
-    let weights = |p: &Path| std::fs::read(p.join("model.safetensors")).unwrap();
+    let weights = |p: &Path| std::fs::read(p.join("policy/model.safetensors")).unwrap();
     assert!(
         weights(&whole) == weights(&killed),
         "the same final weights"
@@ -422,4 +423,190 @@ print(`ys = ${ys}`);
         "computing xs\nys = [0, 10, 20, 30]",
         "new inputs run again"
     );
+}
+
+/// Every file of a run that a rerun must reproduce: each stage's result (not its timing) and
+/// each model's weights, by relative path.
+fn run_outputs(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir.join("stages")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            // Models are named by path: the same file in another run directory.
+            let result = v["result"]
+                .to_string()
+                .replace(dir.to_str().unwrap(), "RUN");
+            out.insert(
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                result.into_bytes(),
+            );
+        }
+    }
+    for model in ["grm", "policy"] {
+        let weights = dir.join(model).join("model.safetensors");
+        out.insert(
+            format!("{model}/model.safetensors"),
+            std::fs::read(weights).unwrap(),
+        );
+    }
+    out
+}
+
+#[test]
+fn a_run_killed_in_any_stage_reruns_to_the_same_files_without_redoing_finished_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |out: &Path| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rlmec"));
+        command
+            .args(["tests/scripts/stages.rhai", "--out"])
+            .arg(out)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("RLMEC_TORCH_THREADS", "1")
+            .env_remove("RUST_LOG");
+        command
+    };
+    let whole = dir.path().join("whole");
+    let o = start(&whole).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("stages: 48 samples"), "{}", stdout(&o));
+    let reference = run_outputs(&whole);
+
+    let kinds = [
+        "samples",       // sampling
+        "teacher_edits", // the teacher
+        "grm",           // training
+        "grm_edits",     // generation by a trained model
+        "rewards",       // scoring
+        "policy",        // RL training
+        "eval_rlmec",    // evaluation
+    ];
+    for (i, stage) in kinds.iter().enumerate() {
+        let killed = dir.path().join(format!("killed-{stage}"));
+        let mut child = start(&killed)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let marker = killed.join("stages").join(format!("{stage}.running"));
+        let t = std::time::Instant::now();
+        while !marker.exists() && t.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        assert!(marker.exists(), "{stage}: killed before it started");
+        let status = rlmec(&["status", killed.to_str().unwrap()]);
+        assert!(
+            stdout(&status).contains(&format!("{stage:<24} interrupted")),
+            "{}",
+            stdout(&status)
+        );
+        let finished_before: Vec<(String, std::time::SystemTime)> = kinds[..i]
+            .iter()
+            .map(|s| {
+                let p = killed.join("stages").join(format!("{s}.json"));
+                (
+                    s.to_string(),
+                    std::fs::metadata(&p).unwrap().modified().unwrap(),
+                )
+            })
+            .collect();
+
+        let o = start(&killed).output().unwrap();
+        assert!(o.status.success(), "{stage}: {}", stderr(&o));
+        for (s, modified) in finished_before {
+            let p = killed.join("stages").join(format!("{s}.json"));
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().modified().unwrap(),
+                modified,
+                "killed in {stage}: finished stage {s} was recomputed"
+            );
+            assert!(
+                stderr(&o).contains(&format!("stage `{s}`: finished before")),
+                "{}",
+                stderr(&o)
+            );
+        }
+        let rerun = run_outputs(&killed);
+        let differ: Vec<&String> = reference
+            .keys()
+            .filter(|k| rerun.get(*k) != reference.get(*k))
+            .collect();
+        assert!(
+            differ.is_empty() && rerun.len() == reference.len(),
+            "killed in {stage}: the rerun's files differ from an uninterrupted run: {differ:?}"
+        );
+    }
+}
+
+#[test]
+fn a_stage_whose_inputs_changed_runs_again_and_config_is_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("s.rhai");
+    std::fs::write(
+        &script,
+        r#"let cfg = apply_overrides(#{n: 3, label: "a"});
+let run = run_current();
+let squares = run.stage("squares", #{n: cfg.n}, || {
+    print("computing");
+    let out = [];
+    for i in 0..cfg.n { out.push(i * i); }
+    out
+});
+print(`squares ${squares}`);
+print(run.result("squares").len());
+run.result("cubes");
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let go = |extra: &[&str]| {
+        let mut args = vec![script.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        rlmec(&args)
+    };
+    let o = go(&[]);
+    assert!(
+        stdout(&o).contains("computing\nsquares [0, 1, 4]\n3\n"),
+        "{}",
+        stdout(&o)
+    );
+    // A missing stage output is named, with the stages that did finish.
+    assert!(
+        stderr(&o).contains("stage `cubes` has no output")
+            && stderr(&o).contains("(finished: squares)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = go(&[]);
+    assert!(!stdout(&o).contains("computing"), "reused: {}", stdout(&o));
+    let o = go(&["--set", "n=4"]);
+    assert!(
+        stdout(&o).contains("computing\nsquares [0, 1, 4, 9]"),
+        "{}",
+        stdout(&o)
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config, serde_json::json!({"n": 4, "label": "a"}));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["starts"].as_array().unwrap().len(), 3);
+    assert!(
+        std::fs::read_to_string(out.join("log.txt"))
+            .unwrap()
+            .contains("squares [0, 1, 4, 9]")
+    );
+    // A typo in a --set key lists the known keys.
+    let o = go(&["--set", "nn=4"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown config key `nn`"),
+        "{}",
+        stderr(&o)
+    );
+    let listing = rlmec(&["runs", dir.path().to_str().unwrap()]);
+    assert!(stdout(&listing).contains("1 done"), "{}", stdout(&listing));
 }

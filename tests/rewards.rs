@@ -5,7 +5,7 @@ mod common;
 use rlmec::align::{Mode, align};
 use rlmec::generate::score::score;
 use rlmec::model::{LoadOptions, Model};
-use rlmec::rewards::{RewardOptions, token_rewards};
+use rlmec::rewards::{RewardOptions, TokenJudge, token_rewards};
 use rlmec::tasks::TaskKind;
 use rlmec::teacher::minimum_edit::EditRecord;
 use rlmec::train::objective::{Rlmec, RlmecParams};
@@ -45,7 +45,7 @@ fn rewards_weights_and_reference_log_probs() {
     let correct = record("Q2", "Ann has 2 + 3 = 5 pens.\nThe answer is 5", "", -1);
     let out = token_rewards(
         &m,
-        &m,
+        TokenJudge::Grm(&m),
         TaskKind::Math,
         &[fixed.clone(), correct.clone()],
         &RewardOptions::paper(TaskKind::Math),
@@ -104,6 +104,44 @@ fn rewards_weights_and_reference_log_probs() {
 }
 
 #[test]
+fn teacher_edit_rewards_blame_exactly_the_changed_prediction_tokens() {
+    let m = tiny();
+    let fixed = record(
+        "Q1",
+        "Ann has 2 + 3 = 6 pens.\nThe answer is 6",
+        "Ann has 2 + 3 = 5 pens.\nThe answer is 5",
+        0,
+    );
+    let correct = record("Q2", "Ann has 2 + 3 = 5 pens.\nThe answer is 5", "", -1);
+    let opts = RewardOptions::paper(TaskKind::Math);
+    let out = token_rewards(
+        &m,
+        TokenJudge::TeacherEdit,
+        TaskKind::Math,
+        &[fixed.clone(), correct],
+        &opts,
+    )
+    .unwrap();
+    let a = ids_with_eos(&m, &fixed.prediction);
+    let b = ids_with_eos(&m, &fixed.fix_pred);
+    // Changed = flagged on the prediction's side of the alignment (fix → prediction).
+    let changed = align(&b, &a, Mode::Paper).flags;
+    let want: Vec<f64> = changed
+        .iter()
+        .map(|&c| if c { -0.1 } else { 0.0 })
+        .collect();
+    assert_eq!(common::floats(&out[0]["reward"]), want);
+    assert!(want.contains(&-0.1));
+    // A correct prediction is kept whole: the largest positive reward on every token.
+    assert!(common::floats(&out[1]["reward"]).iter().all(|&r| r == 0.5));
+    // Everything else is as with a GRM.
+    let with_grm = token_rewards(&m, TokenJudge::Grm(&m), TaskKind::Math, &[fixed], &opts).unwrap();
+    for key in ["input", "output", "regular", "ref_prob", "weight_regular"] {
+        assert_eq!(out[0][key], with_grm[0][key], "{key}");
+    }
+}
+
+#[test]
 fn correct_predictions_are_deduplicated_and_capped_per_problem() {
     let m = tiny();
     let right = |p: &str| record("Q", p, "", -1);
@@ -119,7 +157,7 @@ fn correct_predictions_are_deduplicated_and_capped_per_problem() {
     };
     let math = RewardOptions::paper(TaskKind::Math);
     let kept = |o: &RewardOptions| {
-        token_rewards(&m, &m, TaskKind::Math, &records, o)
+        token_rewards(&m, TokenJudge::Grm(&m), TaskKind::Math, &records, o)
             .unwrap()
             .len()
     };
@@ -141,7 +179,7 @@ fn the_capped_choice_is_the_same_for_a_seed() {
         ..RewardOptions::paper(TaskKind::Math)
     };
     let chosen = || {
-        token_rewards(&m, &m, TaskKind::Math, &records, &opts)
+        token_rewards(&m, TokenJudge::Grm(&m), TaskKind::Math, &records, &opts)
             .unwrap()
             .iter()
             .map(|r| r["output"].as_str().unwrap().to_string())

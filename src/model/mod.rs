@@ -11,6 +11,7 @@ pub mod hf;
 pub mod kv_cache;
 pub mod llama;
 pub mod rope;
+pub mod scratch;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
@@ -135,6 +136,14 @@ pub struct SpecialTokens {
     pub eos: Vec<i64>,
 }
 
+/// Held while a model draws its initial parameters from torch's global generator, so that a
+/// seeded initialisation (`Model::new_seeded`) is never interleaved with another one's draws.
+static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn init_lock() -> std::sync::MutexGuard<'static, ()> {
+    INIT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A loaded model: config, tokenizer, parameters and the network over them.
 pub struct Model {
     pub config: ModelConfig,
@@ -182,6 +191,33 @@ impl Model {
     /// A model with fresh random parameters (`initializer_range`), e.g. to train from scratch;
     /// loaders build one and then overwrite its parameters.
     pub fn new(
+        config: ModelConfig,
+        tokenizer: TextTokenizer,
+        special: SpecialTokens,
+        opts: LoadOptions,
+        origin: &Path,
+    ) -> Result<Self, ModelError> {
+        let _init = init_lock();
+        Self::build(config, tokenizer, special, opts, origin)
+    }
+
+    /// A model with fresh random parameters drawn right after seeding torch with `seed`, in
+    /// `opts.dtype`: the same config, seed and device give the same parameters. Torch's
+    /// generator is global, so this reseeds it for whatever draws next.
+    pub fn new_seeded(
+        config: ModelConfig,
+        tokenizer: TextTokenizer,
+        special: SpecialTokens,
+        opts: LoadOptions,
+        origin: &Path,
+        seed: i64,
+    ) -> Result<Self, ModelError> {
+        let _init = init_lock();
+        tch::manual_seed(seed);
+        Ok(Self::build(config, tokenizer, special, opts, origin)?.finish_load())
+    }
+
+    fn build(
         config: ModelConfig,
         tokenizer: TextTokenizer,
         special: SpecialTokens,

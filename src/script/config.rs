@@ -13,8 +13,9 @@ pub const DOMAIN: Domain = Domain {
 /// A script's knobs: its defaults, overridden from the command line.
 ///
 /// `--set key=value` values are Rhai literals where they parse (`42`, `2e-5`, `true`,
-/// `[1, 2]`, `"text"`), else strings; `--device`, `--seed` and `--out` are the same as
-/// `--set device=…`, `--set seed=…`, `--set out=…`. Dotted keys reach nested maps
+/// `[1, 2]`, `"text"`), else strings; `--device` and `--seed` are the same as
+/// `--set device=…` and `--set seed=…`. The resolved config is saved as the run
+/// directory's `config.json`. Dotted keys reach nested maps
 /// (`--set rl.lr=1e-6`).
 #[export_module]
 pub mod config_api {
@@ -23,7 +24,8 @@ pub mod config_api {
     use crate::script::ScriptContext;
     use crate::script::overrides;
 
-    /// The script's defaults with the command line's overrides applied.
+    /// The script's defaults with the command line's overrides applied; remembered as the
+    /// run's config (`config.json` in the run directory).
     ///
     /// Every override must name a key of `defaults` (an unknown key is an error with a
     /// "did you mean" hint) and fit its type: an integer default takes only integers, a
@@ -41,7 +43,12 @@ pub mod config_api {
         defaults: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
         let sc = ScriptContext::of(&ctx)?;
-        overrides::merge(&defaults, sc.overrides()).map_err(|e| e.to_string().into())
+        let config = overrides::merge(&defaults, sc.overrides()).map_err(|e| e.to_string())?;
+        let json = serde_json::to_value(Dynamic::from_map(config.clone()))
+            .map_err(|e| format!("apply_overrides: config not representable as JSON: {e}"))?;
+        sc.set_config(json)
+            .map_err(|e| format!("apply_overrides: {e}"))?;
+        Ok(config)
     }
 
     /// The raw overrides from the command line, as a map from (dotted) key to value, for

@@ -119,6 +119,16 @@ pub mod io_api {
         files::write_json(Path::new(path), &json).map_err(|e| e.to_string().into())
     }
 
+    /// Write `text` to a file as is (a CSV table, a report), atomically (parents created).
+    ///
+    /// ```rhai
+    /// write_text("/tmp/rlmec-doc/table.csv", "model,accuracy\nstart,0.25\n");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn write_text(path: &str, text: &str) -> Result<(), Box<EvalAltResult>> {
+        files::write_atomic(Path::new(path), text.as_bytes()).map_err(|e| e.to_string().into())
+    }
+
     /// Whether `path` exists (file or folder).
     ///
     /// ```rhai

@@ -1,4 +1,4 @@
-//! Model natives: load, tokenize, generate, score, save.
+//! Model natives: load or make from scratch, tokenize, generate, score, save.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -93,6 +93,7 @@ pub mod model_api {
     use crate::generate::{
         GenerateOptions, Request, generate as run_generate, score::score as run_score,
     };
+    use crate::model::scratch::{ScratchConfig, from_texts};
     use crate::model::{Dtype, LoadOptions, Model as NativeModel};
     use crate::script::options::Options;
 
@@ -128,6 +129,64 @@ pub mod model_api {
             .map_err(|e: crate::device::UnknownDevice| e.to_string())?;
         let model = NativeModel::load(Path::new(path), LoadOptions { dtype, device })
             .map_err(|e| e.to_string())?;
+        Ok(ModelHandle::new(model))
+    }
+
+    /// Make a llama from scratch to train: a byte-level BPE tokenizer trained on `texts`
+    /// (strings) and randomly initialised parameters. `config` takes Hugging Face
+    /// `config.json` names: `vocab_size` (512; the most tokens, EOS and the 256 bytes
+    /// included; the model gets the tokenizer's real size, smaller on little text),
+    /// `hidden_size` (256), `intermediate_size` (688), `num_hidden_layers` (4),
+    /// `num_attention_heads` (4), `num_key_value_heads` (= heads), `max_position_embeddings`
+    /// (512), `rope_theta` (10000.0), `tie_word_embeddings` (true), `rms_norm_eps` (1e-5),
+    /// `initializer_range` (0.02); and `seed` (0: the same seed, config and device give the
+    /// same parameters; torch's generator is reseeded with it), `dtype` ("f32"), `device`
+    /// ("cpu") as for `model_load`. EOS is `<|endoftext|>`, id 0; there is no BOS.
+    ///
+    /// ```rhai
+    /// let texts = ["12 + 7 = 19", "3 + 45 = 48", "20 + 22 = 42"];
+    /// let m = model_new(#{vocab_size: 300, hidden_size: 32, intermediate_size: 64,
+    ///                     num_hidden_layers: 2, num_attention_heads: 2, seed: 1}, texts);
+    /// print(`${m.info.parameters} parameters, ${m.config.vocab_size} tokens`);
+    /// print(m.decode(m.encode("12 + 7 = 19")));
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn model_new(config: rhai::Map, texts: rhai::Array) -> Result<Model, Box<EvalAltResult>> {
+        let defaults = ScratchConfig::default();
+        let mut o = Options::new("model_new", config);
+        let cfg = ScratchConfig {
+            vocab_size: o.count("vocab_size", defaults.vocab_size)?,
+            hidden_size: o.count("hidden_size", defaults.hidden_size)?,
+            intermediate_size: o.count("intermediate_size", defaults.intermediate_size)?,
+            num_hidden_layers: o.count("num_hidden_layers", defaults.num_hidden_layers)?,
+            num_attention_heads: o.count("num_attention_heads", defaults.num_attention_heads)?,
+            num_key_value_heads: o.optional_count("num_key_value_heads")?,
+            max_position_embeddings: o
+                .count("max_position_embeddings", defaults.max_position_embeddings)?,
+            rope_theta: o.float("rope_theta", defaults.rope_theta)?,
+            tie_word_embeddings: o.bool("tie_word_embeddings", defaults.tie_word_embeddings)?,
+            rms_norm_eps: o.float("rms_norm_eps", defaults.rms_norm_eps)?,
+            initializer_range: o.float("initializer_range", defaults.initializer_range)?,
+            seed: o.int("seed", defaults.seed)?,
+        };
+        let dtype: Dtype = o.string("dtype", "f32")?.parse().map_err(|e: String| e)?;
+        let device = o.string("device", "cpu")?;
+        o.finish()?;
+        let device = device
+            .parse()
+            .map_err(|e: crate::device::UnknownDevice| e.to_string())?;
+        let texts = texts
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let type_name = t.type_name();
+                t.into_string().map_err(|_| {
+                    format!("model_new: texts[{i}]: expected a string, got {type_name}")
+                })
+            })
+            .collect::<Result<Vec<String>, _>>()?;
+        let model = from_texts(&cfg, &texts, LoadOptions { dtype, device })
+            .map_err(|e| format!("model_new: {e}"))?;
         Ok(ModelHandle::new(model))
     }
 

@@ -15,11 +15,8 @@ pub const DOMAIN: Domain = Domain {
 /// policy, imitation weights from the minimum-edit alignment.
 #[export_module]
 pub mod rewards_api {
-    use crate::rewards::{RewardOptions, token_rewards as run};
+    use super::rewards_with;
     use crate::script::model::ModelHandle;
-    use crate::script::options::Options;
-    use crate::tasks::TaskKind;
-    use crate::teacher::minimum_edit::EditRecord;
 
     /// The RLMEC training records `{input, output, regular, reward, ref_prob,
     /// weight_regular}` for `records` (steps 2/5: `{question, solution, prediction,
@@ -46,35 +43,99 @@ pub mod rewards_api {
         records: rhai::Array,
         options: rhai::Map,
     ) -> Result<rhai::Array, Box<EvalAltResult>> {
-        let kind: TaskKind = kind
-            .parse()
-            .map_err(|e: String| format!("token_rewards: {e}"))?;
-        let d = RewardOptions::paper(kind);
-        let mut o = Options::new("token_rewards", options);
-        let err = |e: String| format!("token_rewards: {e}");
-        let per_problem = o.count("per_problem", d.correct_per_problem.unwrap_or(0))?;
-        let opts = RewardOptions {
-            fidelity: o.string("fidelity", "corrected")?.parse().map_err(err)?,
-            alignment: o.string("alignment", "paper")?.parse().map_err(err)?,
-            max_len: o.count("max_len", d.max_len)?,
-            correct_per_problem: (per_problem > 0).then_some(per_problem),
-            seed: o.int("seed", 0)? as u64,
-            batch_size: o.count("batch_size", d.batch_size)?,
-        };
-        let path = o.string("out", "")?;
-        o.finish()?;
-        let records: Vec<EditRecord> =
-            crate::script::io::from_array("token_rewards", "record", &records)?;
-        let policy_guard = policy.lock();
-        // The same handle twice (policy as its own GRM) must not lock twice.
-        let out = if policy.same_as(&grm) {
-            run(&policy_guard, &policy_guard, kind, &records, &opts)
-        } else {
-            let grm_guard = grm.lock();
-            run(&policy_guard, &grm_guard, kind, &records, &opts)
-        }
-        .map_err(|e| format!("token_rewards: {e}"))?;
-        crate::script::io::write_records("token_rewards", &path, &out)?;
-        crate::script::io::to_array("token_rewards", &out)
+        rewards_with(policy, Some(grm), kind, records, options)
     }
+
+    /// [`token_rewards`] without a GRM (`judge` = `"teacher_edit"`): each prediction token
+    /// counts as kept (p = 1) or changed (p = 0) by the record's own minimum edit — the
+    /// ablation that takes token rewards straight from the teacher's edits.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// let recs = [#{question: "1 + 1?", solution: "1 + 1 = 2\nThe answer is 2",
+    ///               prediction: "1 + 1 = 3\nThe answer is 3", error_step: 0,
+    ///               fix_pred: "1 + 1 = 2\nThe answer is 2", is_correct: true}];
+    /// let data = token_rewards(m, "teacher_edit", "math", recs, #{});
+    /// print(data[0].reward);          // -0.1 on the changed tokens, 0 elsewhere
+    /// ```
+    #[rhai_fn(name = "token_rewards", return_raw)]
+    pub fn token_rewards_from_edits(
+        policy: ModelHandle,
+        judge: &str,
+        kind: &str,
+        records: rhai::Array,
+        options: rhai::Map,
+    ) -> Result<rhai::Array, Box<EvalAltResult>> {
+        if judge != "teacher_edit" {
+            return Err(format!(
+                "token_rewards: the judge is a GRM model or \"teacher_edit\", not \"{judge}\""
+            )
+            .into());
+        }
+        rewards_with(policy, None, kind, records, options)
+    }
+}
+
+/// Step 6 with the GRM's keep-probabilities (`Some`) or the records' own edits (`None`).
+fn rewards_with(
+    policy: crate::script::model::ModelHandle,
+    grm: Option<crate::script::model::ModelHandle>,
+    kind: &str,
+    records: rhai::Array,
+    options: rhai::Map,
+) -> Result<rhai::Array, Box<EvalAltResult>> {
+    use crate::rewards::{RewardOptions, TokenJudge, token_rewards as run};
+    use crate::script::options::Options;
+    use crate::tasks::TaskKind;
+    use crate::teacher::minimum_edit::EditRecord;
+    let kind: TaskKind = kind
+        .parse()
+        .map_err(|e: String| format!("token_rewards: {e}"))?;
+    let d = RewardOptions::paper(kind);
+    let mut o = Options::new("token_rewards", options);
+    let err = |e: String| format!("token_rewards: {e}");
+    let per_problem = o.count("per_problem", d.correct_per_problem.unwrap_or(0))?;
+    let opts = RewardOptions {
+        fidelity: o.string("fidelity", "corrected")?.parse().map_err(err)?,
+        alignment: o.string("alignment", "paper")?.parse().map_err(err)?,
+        max_len: o.count("max_len", d.max_len)?,
+        correct_per_problem: (per_problem > 0).then_some(per_problem),
+        seed: o.int("seed", 0)? as u64,
+        batch_size: o.count("batch_size", d.batch_size)?,
+    };
+    let path = o.string("out", "")?;
+    o.finish()?;
+    let records: Vec<EditRecord> =
+        crate::script::io::from_array("token_rewards", "record", &records)?;
+    let policy_guard = policy.lock();
+    let out = match &grm {
+        None => run(
+            &policy_guard,
+            TokenJudge::TeacherEdit,
+            kind,
+            &records,
+            &opts,
+        ),
+        // The same handle twice (policy as its own GRM) must not lock twice.
+        Some(grm) if policy.same_as(grm) => run(
+            &policy_guard,
+            TokenJudge::Grm(&policy_guard),
+            kind,
+            &records,
+            &opts,
+        ),
+        Some(grm) => {
+            let grm_guard = grm.lock();
+            run(
+                &policy_guard,
+                TokenJudge::Grm(&grm_guard),
+                kind,
+                &records,
+                &opts,
+            )
+        }
+    }
+    .map_err(|e| format!("token_rewards: {e}"))?;
+    crate::script::io::write_records("token_rewards", &path, &out)?;
+    crate::script::io::to_array("token_rewards", &out)
 }

@@ -5,6 +5,7 @@
 use rhai::plugin::*;
 
 use super::engine::Domain;
+use crate::run_dir::RunDir;
 
 pub const DOMAIN: Domain = Domain {
     name: "run",
@@ -12,31 +13,43 @@ pub const DOMAIN: Domain = Domain {
     extra: |_| {},
 };
 
-/// A run directory (`run_open`).
+/// A run directory (`run_open`, `run_current`).
 #[derive(Clone)]
 pub struct RunHandle {
-    dir: std::path::PathBuf,
+    dir: RunDir,
 }
 
-/// SHA-256 of a value's JSON form: what a stage's result depends on.
-fn fingerprint(value: &serde_json::Value) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(value.to_string().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// Stage names become file names: keep them plain.
+fn check_stage_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !name.starts_with('.')
+        && name != "stages";
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "stage name `{name}`: use letters, digits, `_`, `-` and `.` (it names files; `stages` is taken)"
+        ))
+    }
 }
 
-/// Run directories: `run_open(dir)`, then `run.stage(name, inputs, || ...)` runs a stage
-/// once — its result (any JSON value: records, a path, a table) is kept in
-/// `dir/stages/<name>.json` with a fingerprint of `inputs`, and read back while the inputs
-/// are the same.
+/// Run directories: `run_current()` (the invocation's `--out`) or `run_open(dir)`, then
+/// `run.stage(name, inputs, || ...)` runs a stage once — its result (any JSON value:
+/// records, a path, a table) is kept in `dir/stages/<name>.json` with a fingerprint of
+/// `inputs`, and read back while the inputs are the same. A stage's own files (models,
+/// checkpoints) go in `run.stage_dir(name)`.
 #[export_module]
 pub mod run_api {
     use std::path::Path;
 
-    use super::{RunHandle, fingerprint};
-    use crate::files;
+    use super::{RunHandle, check_stage_name};
+    use crate::run_dir::{
+        RunDir, Start, changed_parts, fingerprint as json_fingerprint, input_parts,
+    };
+    use crate::script::ScriptContext;
 
     /// A run directory.
     pub type Run = RunHandle;
@@ -49,9 +62,27 @@ pub mod run_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn run_open(dir: &str) -> Result<Run, Box<EvalAltResult>> {
-        std::fs::create_dir_all(Path::new(dir).join("stages"))
-            .map_err(|e| format!("run_open: {dir}: {e}"))?;
-        Ok(RunHandle { dir: dir.into() })
+        let dir = RunDir::create(Path::new(dir)).map_err(|e| format!("run_open: {e}"))?;
+        Ok(RunHandle { dir })
+    }
+
+    /// This invocation's run directory: `--out DIR`, by default
+    /// `runs/<script>-<UTC timestamp>`; `--out` of an existing run resumes it. The first call
+    /// creates it, records the command line in `run.json`, saves the resolved config
+    /// (`apply_overrides`) as `config.json` and starts appending the log to `log.txt`.
+    ///
+    /// ```rhai
+    /// let run = run_current();
+    /// print(`writing to ${run.dir}`);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn run_current(ctx: NativeCallContext) -> Result<Run, Box<EvalAltResult>> {
+        let sc = ScriptContext::of(&ctx)?;
+        let dir = sc
+            .run_dir()
+            .ok_or("run_current: this engine has no run directory (only `rlmec SCRIPT` has one; use run_open(dir))")?
+            .map_err(|e| format!("run_current: {e}"))?;
+        Ok(RunHandle { dir })
     }
 
     /// The run's directory.
@@ -62,13 +93,27 @@ pub mod run_api {
     /// ```
     #[rhai_fn(get = "dir", pure)]
     pub fn dir(run: &mut Run) -> String {
-        run.dir.to_string_lossy().into_owned()
+        run.dir.path().to_string_lossy().into_owned()
+    }
+
+    /// The folder for stage `name`'s own files (`<run>/<name>`): emptied when the stage
+    /// starts afresh, kept when a killed stage resumes with the same inputs.
+    ///
+    /// ```rhai
+    /// let run = run_open("/tmp/rlmec-doc/run-stage-dir");
+    /// let out = run.stage_dir("policy");   // ".../run-stage-dir/policy"
+    /// ```
+    #[rhai_fn(pure, return_raw)]
+    pub fn stage_dir(run: &mut Run, name: &str) -> Result<String, Box<EvalAltResult>> {
+        check_stage_name(name)?;
+        Ok(run.dir.work_dir(name).to_string_lossy().into_owned())
     }
 
     /// Run the stage `name` unless it finished before with the same `inputs` (anything
     /// JSON-representable: the config it uses, the records it reads); returns its result,
     /// computed by `body` or read back. The result is written atomically after `body`
-    /// returns, so a killed stage runs again on the next run.
+    /// returns, so a killed stage runs again on the next run (a training stage resumes from
+    /// its checkpoints in `run.stage_dir(name)`).
     ///
     /// ```rhai
     /// let run = run_open("/tmp/rlmec-doc/run-stage");
@@ -84,29 +129,67 @@ pub mod run_api {
         inputs: Dynamic,
         body: rhai::FnPtr,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
+        check_stage_name(name)?;
         let what = format!("stage `{name}`");
         let inputs = serde_json::to_value(&inputs)
             .map_err(|e| format!("{what}: inputs not representable as JSON: {e}"))?;
-        let print = fingerprint(&serde_json::json!({"stage": name, "inputs": inputs}));
-        let path = run.dir.join("stages").join(format!("{name}.json"));
-        if path.is_file() {
-            let saved = files::read_json(&path).map_err(|e| format!("{what}: {e}"))?;
-            if saved["fingerprint"].as_str() == Some(print.as_str()) {
-                tracing::info!("{what}: done before, reusing {}", path.display());
-                return rhai::serde::to_dynamic(&saved["result"]);
+        let print = json_fingerprint(&serde_json::json!({"stage": name, "inputs": inputs}));
+        let parts = input_parts(&inputs);
+        let dir = &run.dir;
+        if let Some(done) = dir.finished(name).map_err(|e| format!("{what}: {e}"))? {
+            if done.fingerprint == print {
+                tracing::info!("{what}: finished before ({:.1}s), reused", done.seconds);
+                return rhai::serde::to_dynamic(&done.result);
             }
-            tracing::info!("{what}: its inputs changed; running it again");
+            tracing::info!(
+                "{what}: its inputs changed since it finished ({}); running it again",
+                changed_parts(&done.parts, &parts).join(", ")
+            );
+        }
+        match dir
+            .begin(name, &print)
+            .map_err(|e| format!("{what}: {e}"))?
+        {
+            Start::Resume => tracing::info!("{what}: resuming after an interruption"),
+            Start::Fresh => tracing::info!("{what}: started"),
         }
         let started = std::time::Instant::now();
         let result: Dynamic = body.call_within_context(&context, ())?;
         let value = serde_json::to_value(&result)
             .map_err(|e| format!("{what}: result not representable as JSON: {e}"))?;
-        files::write_json(
-            &path,
-            &serde_json::json!({"fingerprint": print, "seconds": started.elapsed().as_secs_f64(), "result": value}),
-        )
-        .map_err(|e| format!("{what}: {e}"))?;
-        tracing::info!("{what}: done in {:.1}s", started.elapsed().as_secs_f64());
+        let seconds = started.elapsed().as_secs_f64();
+        dir.finish(name, &print, &parts, seconds, &value)
+            .map_err(|e| format!("{what}: {e}"))?;
+        tracing::info!("{what}: done in {seconds:.1}s");
         Ok(result)
+    }
+
+    /// The result of a stage that finished in this run; an error names the stage and the
+    /// stages that did finish.
+    ///
+    /// ```rhai
+    /// let run = run_open("/tmp/rlmec-doc/run-result");
+    /// run.stage("answer", #{}, || 42);
+    /// print(run.result("answer"));   // 42
+    /// ```
+    #[rhai_fn(pure, return_raw)]
+    pub fn result(run: &mut Run, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        check_stage_name(name)?;
+        let value = run.dir.result(name).map_err(|e| e.to_string())?;
+        rhai::serde::to_dynamic(&value)
+    }
+
+    /// SHA-256 (hex) of a value's JSON form: a compact stand-in for a stage's inputs in
+    /// another stage's inputs (e.g. the stage that trained the model it loads).
+    ///
+    /// ```rhai
+    /// let a = fingerprint(#{lr: 1e-5, epochs: 2});
+    /// if a.len() != 64 || a == fingerprint(#{lr: 2e-5, epochs: 2}) { throw "not a fingerprint"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn fingerprint(value: Dynamic) -> Result<String, Box<EvalAltResult>> {
+        let value = serde_json::to_value(&value)
+            .map_err(|e| format!("fingerprint: value not representable as JSON: {e}"))?;
+        Ok(json_fingerprint(&value))
     }
 }

@@ -6,6 +6,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::context::RunTarget;
 use super::overrides::Override;
 use super::report::ScriptError;
 use super::{ScriptContext, build_engine};
@@ -25,14 +26,22 @@ pub enum RunError {
     Panic { script: String, message: String },
 }
 
-/// Run `script` with the given overrides.
-pub fn run_script(script: &Path, overrides: Vec<Override>) -> Result<(), RunError> {
+/// Run `script` with the given overrides; its run directory (opened when the script asks for
+/// it) goes to `target`.
+pub fn run_script(
+    script: &Path,
+    overrides: Vec<Override>,
+    target: Option<RunTarget>,
+) -> Result<(), RunError> {
     let name = script.display().to_string();
     let source = std::fs::read_to_string(script).map_err(|source| RunError::Read {
         path: script.to_path_buf(),
         source,
     })?;
-    let ctx = ScriptContext::new(overrides);
+    let ctx = match target {
+        Some(target) => ScriptContext::with_run(overrides, target),
+        None => ScriptContext::new(overrides),
+    };
     let engine = build_engine(ctx.clone());
     let mut ast = engine
         .compile(&source)
@@ -113,7 +122,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.rhai");
         std::fs::write(&path, "let a = [1];\nlet b = a[5];\n").unwrap();
-        let err = run_script(&path, vec![]).unwrap_err().to_string();
+        let err = run_script(&path, vec![], None).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("{}:2:11: ", path.display())),
             "{err}"

@@ -189,14 +189,14 @@ pub mod teacher_api {
                 Outcome::Record(r) => records.push(r),
                 Outcome::Dropped { reply } => {
                     dropped += 1;
-                    tracing::info!(
+                    tracing::debug!(
                         "minimum_edit: sample {i} dropped: the teacher named no usable step twice (last reply {reply:?})"
                     );
                 }
             }
         }
         tracing::info!(
-            "minimum_edit ({teacher}): {} records, {dropped} dropped",
+            "minimum_edit ({teacher}): {} records, {dropped} dropped (no usable step named twice; -v lists them)",
             records.len()
         );
         let json: Vec<serde_json::Value> = records

@@ -3,6 +3,7 @@
 //! EOS itself); decoding keeps special tokens, as transformers' `decode` does by default.
 
 pub mod gguf;
+pub mod train;
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,8 @@ pub enum TokenizeError {
     IdOutOfRange { id: i64, vocab: usize },
     #[error("{path}: cannot save tokenizer: {message}")]
     Save { path: PathBuf, message: String },
+    #[error("cannot train tokenizer: {0}")]
+    Train(String),
 }
 
 #[derive(Debug, Clone)]

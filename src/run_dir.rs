@@ -1,0 +1,440 @@
+//! A run directory on disk: what `rlmec SCRIPT --out DIR` writes, what a rerun reads back,
+//! and what `rlmec runs` / `rlmec status` show.
+//!
+//! ```text
+//! DIR/run.json                 script, command line, rlmec version, when it (re)started
+//! DIR/config.json              the resolved config (defaults + --set), as the script used it
+//! DIR/log.txt                  every log line and print of every invocation, appended
+//! DIR/stages/NAME.json         a finished stage: fingerprint of its inputs, seconds, result
+//! DIR/stages/NAME.running      a stage under way (pid, fingerprint); left behind if killed
+//! DIR/NAME/                    the stage's own files (models, checkpoints, metrics)
+//! ```
+//!
+//! A stage's result file is written atomically after its body returns and its marker is
+//! removed after that, so a killed process never leaves a stage looking finished. A rerun of
+//! an interrupted stage with the same fingerprint keeps `DIR/NAME/` (training resumes from
+//! its checkpoints); any other (re)run of a stage starts from an empty `DIR/NAME/`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::files::{self, FileError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "stage `{name}` has no output in {dir}: it has not finished in this run (finished: {finished})"
+    )]
+    NotFinished {
+        name: String,
+        dir: PathBuf,
+        finished: String,
+    },
+    #[error("{0}: not a run directory (no stages/ folder)")]
+    NotARun(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
+    move |source| RunDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// SHA-256 (hex) of a value's compact JSON form: what a stage's result depends on.
+pub fn fingerprint(value: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(value.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The fingerprint of each top-level input of a stage (for a map of inputs), so a rerun can
+/// say *which* input changed.
+pub fn input_parts(inputs: &Value) -> serde_json::Map<String, Value> {
+    match inputs {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(fingerprint(v))))
+            .collect(),
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The inputs whose fingerprints differ between two [`input_parts`] (added or removed
+/// ones included), for the log line of a stage that runs again.
+pub fn changed_parts(
+    before: &serde_json::Map<String, Value>,
+    now: &serde_json::Map<String, Value>,
+) -> Vec<String> {
+    let mut keys: Vec<&String> = before.keys().chain(now.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| before.get(*k) != now.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// Seconds since the Unix epoch, as stored in run files.
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A UTC time as `2026-11-24 10:15:00`.
+pub fn format_time(unix_seconds: f64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(unix_seconds as i64)
+        .ok()
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_else(|| "?".into())
+}
+
+/// The default run directory of a script: `runs/<script stem>-<UTC yyyymmdd-hhmmss>`.
+pub fn default_dir(script: &Path) -> PathBuf {
+    let stem = script
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let format = time::macros::format_description!("[year][month][day]-[hour][minute][second]");
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(format)
+        .unwrap_or_else(|_| "now".into());
+    Path::new("runs").join(format!("{stem}-{stamp}"))
+}
+
+/// How a stage starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Nothing to keep: its work folder is emptied.
+    Fresh,
+    /// The same stage with the same inputs was killed: its work folder is kept.
+    Resume,
+}
+
+/// A finished stage as stored.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub fingerprint: String,
+    /// Fingerprints of the inputs one by one ([`input_parts`]).
+    pub parts: serde_json::Map<String, Value>,
+    pub seconds: f64,
+    pub finished_at: f64,
+    pub result: Value,
+}
+
+/// A stage's state as `rlmec status` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageState {
+    Done {
+        seconds: f64,
+        finished_at: f64,
+    },
+    Running {
+        pid: u32,
+        since: f64,
+    },
+    /// Started, and its process is gone without finishing it.
+    Interrupted {
+        since: f64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    dir: PathBuf,
+}
+
+impl RunDir {
+    /// Open `dir`, creating it (and `stages/`) if needed.
+    pub fn create(dir: &Path) -> Result<Self, RunDirError> {
+        let stages = dir.join("stages");
+        std::fs::create_dir_all(&stages).map_err(io(&stages))?;
+        Ok(Self { dir: dir.into() })
+    }
+
+    /// Open an existing run directory without writing anything.
+    pub fn existing(dir: &Path) -> Result<Self, RunDirError> {
+        if !dir.join("stages").is_dir() {
+            return Err(RunDirError::NotARun(dir.into()));
+        }
+        Ok(Self { dir: dir.into() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn result_file(&self, name: &str) -> PathBuf {
+        self.dir.join("stages").join(format!("{name}.json"))
+    }
+
+    fn marker_file(&self, name: &str) -> PathBuf {
+        self.dir.join("stages").join(format!("{name}.running"))
+    }
+
+    /// The folder of a stage's own files.
+    pub fn work_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Record how this invocation started (appended to `run.json`'s list of starts).
+    pub fn record_start(&self, script: &Path, args: &[String]) -> Result<(), RunDirError> {
+        let path = self.dir.join("run.json");
+        let mut info = if path.is_file() {
+            files::read_json(&path)?
+        } else {
+            json!({"script": script.display().to_string(), "created": now(), "starts": []})
+        };
+        let start = json!({
+            "at": now(),
+            "args": args,
+            "pid": std::process::id(),
+            "rlmec": env!("CARGO_PKG_VERSION"),
+            "libtorch": crate::LIBTORCH_VERSION,
+        });
+        match info["starts"].as_array_mut() {
+            Some(starts) => starts.push(start),
+            None => info["starts"] = json!([start]),
+        }
+        Ok(files::write_json(&path, &info)?)
+    }
+
+    pub fn write_config(&self, config: &Value) -> Result<(), RunDirError> {
+        Ok(files::write_json(&self.dir.join("config.json"), config)?)
+    }
+
+    /// The stage's stored result, if it finished.
+    pub fn finished(&self, name: &str) -> Result<Option<Finished>, RunDirError> {
+        let path = self.result_file(name);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let saved = files::read_json(&path)?;
+        Ok(Some(Finished {
+            fingerprint: saved["fingerprint"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            parts: saved["input_parts"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            seconds: saved["seconds"].as_f64().unwrap_or(0.0),
+            finished_at: saved["finished_at"].as_f64().unwrap_or(0.0),
+            result: saved["result"].clone(),
+        }))
+    }
+
+    /// The result of a finished stage, or an error naming it and the stages that did finish.
+    pub fn result(&self, name: &str) -> Result<Value, RunDirError> {
+        match self.finished(name)? {
+            Some(f) => Ok(f.result),
+            None => Err(RunDirError::NotFinished {
+                name: name.into(),
+                dir: self.dir.join("stages"),
+                finished: {
+                    let done: Vec<String> = self
+                        .stages()?
+                        .into_iter()
+                        .filter(|(_, s)| matches!(s, StageState::Done { .. }))
+                        .map(|(n, _)| n)
+                        .collect();
+                    if done.is_empty() {
+                        "none".into()
+                    } else {
+                        done.join(", ")
+                    }
+                },
+            }),
+        }
+    }
+
+    /// Mark stage `name` as under way with inputs `fingerprint`; its work folder is kept
+    /// only when the same stage with the same inputs was interrupted before.
+    pub fn begin(&self, name: &str, fingerprint: &str) -> Result<Start, RunDirError> {
+        let marker = self.marker_file(name);
+        let resumable = marker.is_file()
+            && files::read_json(&marker)
+                .ok()
+                .is_some_and(|m| m["fingerprint"].as_str() == Some(fingerprint));
+        // The old result goes first: from here on the stage must not look finished.
+        let result = self.result_file(name);
+        if result.is_file() {
+            std::fs::remove_file(&result).map_err(io(&result))?;
+        }
+        let work = self.work_dir(name);
+        let start = if resumable {
+            Start::Resume
+        } else {
+            if work.exists() {
+                std::fs::remove_dir_all(&work).map_err(io(&work))?;
+            }
+            Start::Fresh
+        };
+        files::write_json(
+            &marker,
+            &json!({"fingerprint": fingerprint, "pid": std::process::id(), "since": now()}),
+        )?;
+        Ok(start)
+    }
+
+    /// Store a stage's result (atomically), then clear its marker.
+    pub fn finish(
+        &self,
+        name: &str,
+        fingerprint: &str,
+        parts: &serde_json::Map<String, Value>,
+        seconds: f64,
+        result: &Value,
+    ) -> Result<(), RunDirError> {
+        files::write_json(
+            &self.result_file(name),
+            &json!({"fingerprint": fingerprint, "input_parts": parts, "seconds": seconds,
+                    "finished_at": now(), "result": result}),
+        )?;
+        let marker = self.marker_file(name);
+        std::fs::remove_file(&marker).map_err(io(&marker))
+    }
+
+    /// Every stage that finished or started, in the order they started.
+    pub fn stages(&self) -> Result<Vec<(String, StageState)>, RunDirError> {
+        let dir = self.dir.join("stages");
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let path = entry.map_err(io(&dir))?.path();
+            let (Some(stem), Some(ext)) = (path.file_stem(), path.extension()) else {
+                continue;
+            };
+            let name = stem.to_string_lossy().into_owned();
+            let state = match ext.to_str() {
+                Some("json") => {
+                    let Some(f) = self.finished(&name)? else {
+                        continue;
+                    };
+                    StageState::Done {
+                        seconds: f.seconds,
+                        finished_at: f.finished_at,
+                    }
+                }
+                Some("running") => {
+                    let marker = files::read_json(&path)?;
+                    let since = marker["since"].as_f64().unwrap_or(0.0);
+                    let pid = marker["pid"].as_u64().unwrap_or(0) as u32;
+                    if process_alive(pid) {
+                        StageState::Running { pid, since }
+                    } else {
+                        StageState::Interrupted { since }
+                    }
+                }
+                _ => continue,
+            };
+            found.push((name, state));
+        }
+        let started = |s: &StageState| match s {
+            StageState::Done {
+                seconds,
+                finished_at,
+            } => finished_at - seconds,
+            StageState::Running { since, .. } | StageState::Interrupted { since } => *since,
+        };
+        found.sort_by(|a, b| started(&a.1).total_cmp(&started(&b.1)));
+        Ok(found)
+    }
+
+    /// The script that made this run, from `run.json`.
+    pub fn script(&self) -> Option<String> {
+        let info = files::read_json(&self.dir.join("run.json")).ok()?;
+        info["script"].as_str().map(String::from)
+    }
+}
+
+/// Whether a process with this id exists (Linux: `/proc/PID`), and is not us re-reading a
+/// marker left by an earlier process that happened to get our id.
+fn process_alive(pid: u32) -> bool {
+    pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The run directories under `parent` (those with a `stages/` folder), oldest first.
+pub fn list(parent: &Path) -> Result<Vec<RunDir>, RunDirError> {
+    let mut runs = Vec::new();
+    let entries = match std::fs::read_dir(parent) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(runs),
+        Err(e) => return Err(io(parent)(e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(io(parent))?.path();
+        if let Ok(run) = RunDir::existing(&path) {
+            runs.push(run);
+        }
+    }
+    runs.sort_by(|a, b| a.dir.cmp(&b.dir));
+    Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_is_finished_only_after_finish_and_resumes_only_with_the_same_inputs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(tmp.path()).unwrap();
+        assert_eq!(run.begin("train", "aaa").unwrap(), Start::Fresh);
+        std::fs::create_dir_all(run.work_dir("train")).unwrap();
+        std::fs::write(run.work_dir("train").join("ckpt"), b"x").unwrap();
+        assert!(run.finished("train").unwrap().is_none());
+        let err = run.result("train").unwrap_err().to_string();
+        assert!(err.contains("stage `train` has no output"), "{err}");
+
+        // Killed (marker left behind): same inputs resume, other inputs start afresh.
+        assert_eq!(run.begin("train", "aaa").unwrap(), Start::Resume);
+        assert!(run.work_dir("train").join("ckpt").is_file());
+        assert_eq!(run.begin("train", "bbb").unwrap(), Start::Fresh);
+        assert!(!run.work_dir("train").exists());
+
+        let parts = input_parts(&json!({"lr": 0.1}));
+        run.finish("train", "bbb", &parts, 1.5, &json!({"loss": 0.25}))
+            .unwrap();
+        let done = run.finished("train").unwrap().unwrap();
+        assert_eq!(done.fingerprint, "bbb");
+        let other = input_parts(&json!({"lr": 0.2, "epochs": 1}));
+        assert_eq!(changed_parts(&done.parts, &other), ["epochs", "lr"]);
+        assert_eq!(run.result("train").unwrap(), json!({"loss": 0.25}));
+        let stages = run.stages().unwrap();
+        assert_eq!(stages.len(), 1);
+        assert!(matches!(stages[0].1, StageState::Done { seconds, .. } if seconds == 1.5));
+    }
+
+    #[test]
+    fn a_marker_of_a_dead_process_reads_as_interrupted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = RunDir::create(tmp.path()).unwrap();
+        files::write_json(
+            &run.marker_file("sample"),
+            &json!({"fingerprint": "f", "pid": u32::MAX - 1, "since": 10.0}),
+        )
+        .unwrap();
+        run.begin("score", "g").unwrap();
+        let stages = run.stages().unwrap();
+        assert_eq!(
+            stages[0],
+            ("sample".into(), StageState::Interrupted { since: 10.0 })
+        );
+        assert!(
+            matches!(stages[1].1, StageState::Running { pid, .. } if pid == std::process::id())
+        );
+    }
+}

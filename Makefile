@@ -13,7 +13,7 @@ RLMEC    := target/release/rlmec
 # Tests drive the release binary; one torch thread each (two OpenMP threads lose to one on a busy core).
 TEST_ENV := RLMEC_TORCH_THREADS=1
 
-.PHONY: setup demo test build check docs bench bench-train bench-align bench-setup clean-deps
+.PHONY: setup demo reproduce-math test build check docs bench bench-train bench-align bench-setup clean-deps
 
 setup: $(STAMP) $(MODEL)
 
@@ -32,6 +32,10 @@ build: setup
 
 demo: build
 	$(RLMEC) scripts/qa_full.rhai
+
+# RLMEC, SFT and RFT on the synthetic arithmetic task, from a policy trained from scratch.
+reproduce-math: build
+	$(RLMEC) scripts/math_full.rhai
 
 test: build
 	$(TEST_ENV) cargo test --release

@@ -33,9 +33,8 @@ fn ids_with_eos(m: &Model, text: &str) -> Vec<i64> {
     ids
 }
 
-#[test]
-fn rewards_weights_and_reference_log_probs() {
-    let m = tiny();
+/// A wrong prediction with its minimum-edit fix, and a correct prediction.
+fn fixed_and_correct() -> (EditRecord, EditRecord) {
     let fixed = record(
         "Q1",
         "Ann has 2 + 3 = 6 pens.\nThe answer is 6",
@@ -43,6 +42,13 @@ fn rewards_weights_and_reference_log_probs() {
         0,
     );
     let correct = record("Q2", "Ann has 2 + 3 = 5 pens.\nThe answer is 5", "", -1);
+    (fixed, correct)
+}
+
+#[test]
+fn rewards_weights_and_reference_log_probs() {
+    let m = tiny();
+    let (fixed, correct) = fixed_and_correct();
     let out = token_rewards(
         &m,
         TokenJudge::Grm(&m),
@@ -106,13 +112,7 @@ fn rewards_weights_and_reference_log_probs() {
 #[test]
 fn teacher_edit_rewards_blame_exactly_the_changed_prediction_tokens() {
     let m = tiny();
-    let fixed = record(
-        "Q1",
-        "Ann has 2 + 3 = 6 pens.\nThe answer is 6",
-        "Ann has 2 + 3 = 5 pens.\nThe answer is 5",
-        0,
-    );
-    let correct = record("Q2", "Ann has 2 + 3 = 5 pens.\nThe answer is 5", "", -1);
+    let (fixed, correct) = fixed_and_correct();
     let opts = RewardOptions::paper(TaskKind::Math);
     let out = token_rewards(
         &m,

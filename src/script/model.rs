@@ -70,6 +70,17 @@ fn tokens_of(model: &Model, what: &str, value: &Dynamic) -> Res<Vec<i64>> {
     }
 }
 
+/// `dtype` ("f32") and `device` ("cpu") of a model's options, as `model_load` and
+/// `model_new` take them.
+fn load_options(o: &mut super::options::Options) -> Res<crate::model::LoadOptions> {
+    let dtype: crate::model::Dtype = o.string("dtype", "f32")?.parse().map_err(|e: String| e)?;
+    let device = o
+        .string("device", "cpu")?
+        .parse()
+        .map_err(|e: crate::device::UnknownDevice| e.to_string())?;
+    Ok(crate::model::LoadOptions { dtype, device })
+}
+
 fn int_array<T: Copy + Into<Dynamic>>(values: &[T]) -> Array {
     values.iter().map(|&v| v.into()).collect()
 }
@@ -93,8 +104,8 @@ pub mod model_api {
     use crate::generate::{
         GenerateOptions, Request, generate as run_generate, score::score as run_score,
     };
+    use crate::model::Model as NativeModel;
     use crate::model::scratch::{ScratchConfig, from_texts};
-    use crate::model::{Dtype, LoadOptions, Model as NativeModel};
     use crate::script::options::Options;
 
     /// A loaded language model (`model_load`).
@@ -121,14 +132,9 @@ pub mod model_api {
     #[rhai_fn(name = "model_load", return_raw)]
     pub fn model_load_with(path: &str, options: rhai::Map) -> Result<Model, Box<EvalAltResult>> {
         let mut o = Options::new("model_load", options);
-        let dtype: Dtype = o.string("dtype", "f32")?.parse().map_err(|e: String| e)?;
-        let device = o.string("device", "cpu")?;
+        let load = super::load_options(&mut o)?;
         o.finish()?;
-        let device = device
-            .parse()
-            .map_err(|e: crate::device::UnknownDevice| e.to_string())?;
-        let model = NativeModel::load(Path::new(path), LoadOptions { dtype, device })
-            .map_err(|e| e.to_string())?;
+        let model = NativeModel::load(Path::new(path), load).map_err(|e| e.to_string())?;
         Ok(ModelHandle::new(model))
     }
 
@@ -169,12 +175,8 @@ pub mod model_api {
             initializer_range: o.float("initializer_range", defaults.initializer_range)?,
             seed: o.int("seed", defaults.seed)?,
         };
-        let dtype: Dtype = o.string("dtype", "f32")?.parse().map_err(|e: String| e)?;
-        let device = o.string("device", "cpu")?;
+        let load = super::load_options(&mut o)?;
         o.finish()?;
-        let device = device
-            .parse()
-            .map_err(|e: crate::device::UnknownDevice| e.to_string())?;
         let texts = texts
             .into_iter()
             .enumerate()
@@ -185,8 +187,7 @@ pub mod model_api {
                 })
             })
             .collect::<Result<Vec<String>, _>>()?;
-        let model = from_texts(&cfg, &texts, LoadOptions { dtype, device })
-            .map_err(|e| format!("model_new: {e}"))?;
+        let model = from_texts(&cfg, &texts, load).map_err(|e| format!("model_new: {e}"))?;
         Ok(ModelHandle::new(model))
     }
 

@@ -1,0 +1,40 @@
+"""One accuracy table over the runs of a reproduction: mean and standard deviation over
+seeds of each (model, task), with every seed's value and n.
+
+    python3 tools/reproduction_table.py runs/repro
+
+Reads each run's accuracy.json (written by the procedure scripts); a run directory is named
+<script>-seed<N>. Rows named `start` are the starting policy, the same in every script of
+a seed, so they are counted once per seed.
+"""
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+
+def main(root: Path) -> None:
+    cells = defaultdict(dict)  # (model, task) -> {seed: accuracy}
+    sizes = {}
+    for table in sorted(root.glob("*-seed*/accuracy.json")):
+        seed = table.parent.name.rsplit("-seed", 1)[1]
+        for row in json.loads(table.read_text()):
+            key = (row["model"], row["task"])
+            cells[key][seed] = row["accuracy"]
+            sizes[key] = row["n"]
+    if not cells:
+        sys.exit(f"no */accuracy.json under {root}")
+    print("| model | task | accuracy (mean ± sd over seeds) | seeds | per seed | n |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for (model, task), by_seed in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0] != "start", kv[0][0])):
+        values = [by_seed[s] for s in sorted(by_seed)]
+        mean = 100 * statistics.mean(values)
+        sd = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
+        each = ", ".join(f"{100 * v:.1f}" for v in values)
+        print(f"| {model} | {task} | {mean:.1f} ± {sd:.1f} | {len(values)} | {each} | {sizes[(model, task)]} |")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/repro"))

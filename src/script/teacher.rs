@@ -170,6 +170,7 @@ pub mod teacher_api {
             model: &model,
             max_new_tokens: max_new_tokens.unwrap_or(2048),
             batch_size,
+            fidelity,
         };
         finish(judge_all(&t, kind, &parsed, fidelity), t.name(), &out)
     }

@@ -4,19 +4,39 @@
 //! rewrite prompt with the prefill `Correct prediction:<prefix>` + newline; greedy, cut at
 //! `Question`, `USER`, `ASSISTANT`, `Instruction`, `Response` (RLMEC.md, "Exact strings").
 //! Every question of a batch goes through the model together.
+//!
+//! One correction (`paper` fidelity keeps the public code's form): when the first step is
+//! wrong the prefix is empty, and the public prefill `Correct prediction:\n` puts a newline
+//! where the GRM was trained to start the fix (step 3's target follows `Correct prediction:`
+//! with no separator). A large GRM shrugs this off; a small one, never having seen it, writes
+//! the locate answer instead (measured on the math task: 3 correct fixes of 808 with the
+//! newline). Corrected fidelity leaves the newline out for an empty prefix.
 
 use super::prompts::{grm_locate, grm_rewrite};
 use super::{Case, Teacher, TeacherError};
 use crate::generate::{GenerateOptions, Request, generate};
 use crate::model::Model;
+use crate::tasks::Fidelity;
 
 pub const STOP_MARKERS: [&str; 5] = ["Question", "USER", "ASSISTANT", "Instruction", "Response"];
+
+/// The GRM's rewrite prompt with the prediction's steps before the wrong one prefilled.
+fn rewrite_prompt(case: &Case, prefix: &str, fidelity: Fidelity) -> String {
+    let prompt = grm_rewrite(&case.problem, &case.solution, &case.prediction);
+    if prefix.is_empty() && fidelity == Fidelity::Corrected {
+        prompt
+    } else {
+        format!("{prompt}{prefix}\n")
+    }
+}
 
 pub struct ModelTeacher<'a> {
     pub model: &'a Model,
     /// The paper allows 2048.
     pub max_new_tokens: usize,
     pub batch_size: usize,
+    /// Whether an empty prefix is prefilled with the public code's newline.
+    pub fidelity: Fidelity,
 }
 
 impl ModelTeacher<'_> {
@@ -76,13 +96,34 @@ impl Teacher for ModelTeacher<'_> {
     fn rewrite_all(&self, asks: &[(&Case, usize, &str)]) -> Result<Vec<String>, TeacherError> {
         self.complete(
             asks.iter()
-                .map(|(c, _, prefix)| {
-                    format!(
-                        "{}{prefix}\n",
-                        grm_rewrite(&c.problem, &c.solution, &c.prediction)
-                    )
-                })
+                .map(|(c, _, prefix)| rewrite_prompt(c, prefix, self.fidelity))
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_prefix_continues_where_the_grm_was_trained_to_start() {
+        let case = Case {
+            problem: "P?".into(),
+            solution: "s".into(),
+            prediction: "p1\np2".into(),
+        };
+        let trained = grm_rewrite("P?", "s", "p1\np2");
+        assert_eq!(rewrite_prompt(&case, "", Fidelity::Corrected), trained);
+        assert_eq!(
+            rewrite_prompt(&case, "", Fidelity::Paper),
+            format!("{trained}\n")
+        );
+        for fidelity in [Fidelity::Corrected, Fidelity::Paper] {
+            assert_eq!(
+                rewrite_prompt(&case, "p1", fidelity),
+                format!("{trained}p1\n")
+            );
+        }
     }
 }

@@ -482,6 +482,7 @@ fn a_run_killed_in_any_stage_reruns_to_the_same_files_without_redoing_finished_s
         "policy",        // RL training
         "eval_rlmec",    // evaluation
     ];
+    let mut interrupted = 0;
     for (i, stage) in kinds.iter().enumerate() {
         let killed = dir.path().join(format!("killed-{stage}"));
         let mut child = start(&killed)
@@ -496,13 +497,24 @@ fn a_run_killed_in_any_stage_reruns_to_the_same_files_without_redoing_finished_s
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        assert!(marker.exists(), "{stage}: killed before it started");
-        let status = rlmec(&["status", killed.to_str().unwrap()]);
-        assert!(
-            stdout(&status).contains(&format!("{stage:<24} interrupted")),
-            "{}",
-            stdout(&status)
-        );
+        // A stage of a few milliseconds (the arith teacher) may end between the marker
+        // appearing and the kill; the rerun must be right either way.
+        if marker.exists() {
+            interrupted += 1;
+            let status = rlmec(&["status", killed.to_str().unwrap()]);
+            assert!(
+                stdout(&status).contains(&format!("{stage:<24} interrupted")),
+                "{}",
+                stdout(&status)
+            );
+        } else {
+            assert!(
+                killed
+                    .join("stages")
+                    .join(format!("{stage}.json"))
+                    .is_file()
+            );
+        }
         let finished_before: Vec<(String, std::time::SystemTime)> = kinds[..i]
             .iter()
             .map(|s| {
@@ -539,6 +551,10 @@ fn a_run_killed_in_any_stage_reruns_to_the_same_files_without_redoing_finished_s
             "killed in {stage}: the rerun's files differ from an uninterrupted run: {differ:?}"
         );
     }
+    assert!(
+        interrupted >= 4,
+        "only {interrupted} of 7 kills landed inside their stage"
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ RLMEC    := target/release/rlmec
 # Tests drive the release binary; one torch thread each (two OpenMP threads lose to one on a busy core).
 TEST_ENV := RLMEC_TORCH_THREADS=1
 
-.PHONY: setup demo reproduce-math test build check docs bench bench-train bench-align bench-setup clean-deps
+.PHONY: setup demo reproduce-math test build check docs report-screenshot bench bench-train bench-align bench-setup clean-deps
 
 setup: $(STAMP) $(MODEL)
 
@@ -47,6 +47,16 @@ check: setup
 
 docs: build
 	$(RLMEC) api > docs/api.md
+
+# A run's report as a browser renders it: make report-screenshot RUN=runs/x writes
+# runs/x/report.png (needs Debian's `chromium`; the report itself needs nothing).
+RUN ?= $(lastword $(sort $(wildcard runs/*/report.html)))
+report-screenshot: build
+	@test -n "$(RUN)" || { echo "no run to show: make report-screenshot RUN=runs/x"; exit 1; }
+	$(RLMEC) report $(patsubst %/report.html,%,$(RUN)) > /dev/null
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,6000 \
+		--screenshot=$(abspath $(patsubst %/report.html,%,$(RUN)))/report.png \
+		file://$(abspath $(patsubst %/report.html,%,$(RUN)))/report.html
 
 # Benchmarks against transformers (same model, inputs and threads, one run): see benches/.
 BENCH_VENV := .deps/bench-venv

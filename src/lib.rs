@@ -12,6 +12,7 @@ pub mod generate;
 pub mod logging;
 pub mod model;
 pub mod progress;
+pub mod report;
 pub mod rewards;
 pub mod run_dir;
 pub mod run_status;

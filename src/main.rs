@@ -22,6 +22,8 @@ scripts/; change an experiment by editing or overriding a script, never by recom
   rlmec scripts/qa_full.rhai --out runs/x           run in runs/x; if it exists, resume it
   rlmec runs                                        the runs under runs/ and their stages
   rlmec status runs/x                               one run's stages: done, running, interrupted
+  rlmec report runs/x                               runs/x/report.html: curves, accuracy, token rewards
+  rlmec report runs/x runs/y                        two runs side by side (configs diffed)
   rlmec check scripts/*.rhai                        syntax and unknown functions, without running
   rlmec api                                         every native function with its documentation
 
@@ -67,6 +69,16 @@ enum Command {
     Status {
         #[arg(value_name = "RUN_DIR")]
         dir: PathBuf,
+    },
+    /// Write a run's report: report.html (self-contained: curves, accuracy, the GRM beside
+    /// the teacher, token rewards), report.md, report/*.jsonl and TensorBoard events. With
+    /// two runs, compare them instead: configs diffed, accuracies side by side.
+    Report {
+        #[arg(value_name = "RUN_DIR", required = true, num_args = 1..=2)]
+        runs: Vec<PathBuf>,
+        /// Where the comparison of two runs is written [default: the first run].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Print every native function and type with its signature and documentation.
     Api {
@@ -140,6 +152,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Runs { dir }) => print_or_fail(rlmec::run_status::list(&dir)),
         Some(Command::Status { dir }) => print_or_fail(rlmec::run_status::status(&dir)),
+        Some(Command::Report { runs, out }) => report(&runs, out),
         Some(Command::Api { json }) => {
             print!(
                 "{}",
@@ -175,6 +188,28 @@ fn run(args: RunArgs) -> ExitCode {
     };
     match runner::run_script(&script, args.overrides(), Some(target)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(runs: &[PathBuf], out: Option<PathBuf>) -> ExitCode {
+    let written = match runs {
+        [run] => rlmec::report::write(run),
+        [a, b] => rlmec::report::compare(a, b, out.as_deref().unwrap_or(a)),
+        _ => unreachable!("clap takes one or two runs"),
+    };
+    match written {
+        Ok(w) => {
+            print!(
+                "{}",
+                std::fs::read_to_string(&w.markdown).unwrap_or_default()
+            );
+            eprintln!("wrote {} and {}", w.html.display(), w.markdown.display());
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -36,7 +36,7 @@ fn stage_lines(run: &RunDir, out: &mut String) -> Result<(), RunDirError> {
 }
 
 /// `95.0s`, `12m 05s`, `1h 02m`.
-fn duration(seconds: f64) -> String {
+pub(crate) fn duration(seconds: f64) -> String {
     let s = seconds.round() as u64;
     match s {
         _ if seconds < 60.0 => format!("{seconds:.1}s"),

@@ -86,6 +86,12 @@ impl ScriptContext {
         Some(opened)
     }
 
+    /// The run directory if the script opened one (without opening it).
+    pub fn opened_run_dir(&self) -> Option<RunDir> {
+        let run = self.inner.run.lock().unwrap_or_else(|e| e.into_inner());
+        run.0.clone()
+    }
+
     /// Remember the script's resolved config; saved as the run's `config.json`.
     pub fn set_config(&self, config: serde_json::Value) -> Result<(), RunDirError> {
         let mut run = self.inner.run.lock().unwrap_or_else(|e| e.into_inner());

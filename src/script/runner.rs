@@ -54,6 +54,14 @@ pub fn run_script(
             script: name.clone(),
             message,
         })?;
+    // The report is written whether the script finished or failed: a failed run is the
+    // one most worth looking at. It never turns a run's outcome into an error.
+    if let Some(run) = ctx.opened_run_dir() {
+        match crate::report::write(run.path()) {
+            Ok(w) => tracing::info!("report: {}", w.html.display()),
+            Err(e) => tracing::warn!("the run's report could not be written: {e}"),
+        }
+    }
     if let Some(unread) = ctx.unread_overrides() {
         let given: Vec<_> = unread.iter().map(|o| o.raw.as_str()).collect();
         tracing::warn!(

@@ -225,4 +225,37 @@ pub mod teacher_api {
             crate::script::io::from_array("grm_data", "record", &records)?;
         crate::script::io::to_array("grm_data", &grm_examples(&records, seed as u64))
     }
+
+    /// The GRM beside the teacher on the same samples (steps 2 and 5): how many wrong
+    /// predictions each turned into a correct fix, and of the teacher-fixed ones how often
+    /// the GRM named the same first wrong step. Returns `#{teacher_fixed, grm_fixed,
+    /// compared, same_first_error, line}` (`line`: the counts as one sentence). The run
+    /// report (`rlmec report`) shows the same counts with edit distances.
+    ///
+    /// ```rhai
+    /// let t = [#{question: "Q", prediction: "p", error_step: 0, fix_pred: "s", is_correct: true}];
+    /// let g = [#{question: "Q", prediction: "p", error_step: 0, fix_pred: "s", is_correct: true}];
+    /// print(grm_vs_teacher(t, g).line);   // same first wrong step on 1 of 1 ...
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn grm_vs_teacher(
+        edits: rhai::Array,
+        grm_edits: rhai::Array,
+    ) -> Result<rhai::Map, Box<EvalAltResult>> {
+        let read = |a: &rhai::Array| {
+            crate::script::io::from_array::<serde_json::Value>("grm_vs_teacher", "record", a)
+        };
+        let c = crate::report::compare_edits(&read(&edits)?, &read(&grm_edits)?, None);
+        let mut map = rhai::Map::new();
+        for (k, v) in [
+            ("teacher_fixed", c.teacher_fixed),
+            ("grm_fixed", c.grm_fixed),
+            ("compared", c.compared),
+            ("same_first_error", c.same_first_error),
+        ] {
+            map.insert(k.into(), (v as i64).into());
+        }
+        map.insert("line".into(), c.line().into());
+        Ok(map)
+    }
 }

@@ -56,6 +56,23 @@ impl TextTokenizer {
         Ok(enc.get_ids().iter().map(|&id| id as i64).collect())
     }
 
+    /// Ids of `text` with each token's byte range in `text` (no special tokens added).
+    pub fn encode_with_offsets(
+        &self,
+        text: &str,
+    ) -> Result<Vec<(i64, std::ops::Range<usize>)>, TokenizeError> {
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| TokenizeError::Encode(e.to_string()))?;
+        Ok(enc
+            .get_ids()
+            .iter()
+            .zip(enc.get_offsets())
+            .map(|(&id, &(start, end))| (id as i64, start..end))
+            .collect())
+    }
+
     /// Text of `ids`, special tokens included.
     pub fn decode(&self, ids: &[i64]) -> Result<String, TokenizeError> {
         let vocab = self.vocab_size();

@@ -1,0 +1,412 @@
+//! `report.html`: one self-contained page (inline CSS and SVG, no script, nothing fetched),
+//! written as well-formed XHTML so any XML parser can read it back.
+
+use std::fmt::Write;
+
+use super::charts::{Series, bar_chart, line_chart};
+use super::collect::Training;
+use super::edits::EditComparison;
+use super::tokens::{Sample, Token};
+use super::{Report, ReportError};
+use crate::run_status::duration;
+
+const STYLE: &str = "
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1180px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.6em 0; } td, th { padding: 2px 10px; border-bottom: 1px solid #eee; text-align: left; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.meta { color: #666; } .note { color: #666; font-size: 0.92em; }
+.charts { display: flex; flex-wrap: wrap; gap: 8px; }
+.config { columns: 2; font: 12px monospace; } .config div { break-inside: avoid; }
+.sample { border: 1px solid #ddd; border-radius: 6px; padding: 0.6em 1em; margin: 1em 0; }
+.text { font: 13px/1.7 monospace; white-space: pre-wrap; word-break: break-word; }
+.t { border-radius: 2px; } .edit { background: #fde68a; text-decoration: underline; }
+.label { font-weight: 600; color: #555; margin-top: 0.5em; }
+.legend span { padding: 1px 6px; margin-right: 6px; }
+";
+
+/// Text safe inside an element or a quoted attribute.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}", x * 100.0)
+}
+
+/// The whole page.
+pub(crate) fn page(r: &Report) -> Result<String, ReportError> {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n\
+         <meta charset=\"utf-8\"/>\n<title>rlmec report: {t}</title>\n<style>{STYLE}</style>\n\
+         </head>\n<body>\n<h1>{t}</h1>\n<p class=\"meta\">script {s} · <a href=\"report.md\">report.md</a> · \
+         <a href=\"config.json\">config.json</a> · <a href=\"log.txt\">log.txt</a> · \
+         TensorBoard: <code>tensorboard --logdir {t}/tensorboard</code></p>\n",
+        t = escape(&r.title),
+        s = escape(r.script.as_deref().unwrap_or("unknown")),
+    );
+    accuracy(&mut h, r);
+    training(&mut h, &r.trainings)?;
+    edits(&mut h, r.edits.as_ref())?;
+    tokens(&mut h, r);
+    stages(&mut h, r);
+    config(&mut h, r);
+    h.push_str("</body>\n</html>\n");
+    Ok(h)
+}
+
+fn accuracy(h: &mut String, r: &Report) {
+    h.push_str("<h2 id=\"accuracy\">Accuracy</h2>\n");
+    if r.evaluations.is_empty() {
+        h.push_str("<p class=\"note\">No evaluation finished in this run.</p>\n");
+        return;
+    }
+    h.push_str(
+        "<table>\n<tr><th>model (stage)</th><th class=\"num\">accuracy %</th>\
+         <th class=\"num\">95% CI</th><th class=\"num\">correct</th><th class=\"num\">n</th></tr>\n",
+    );
+    for e in &r.evaluations {
+        let _ = writeln!(
+            h,
+            "<tr data-stage=\"{stage}\"><td>{model} <span class=\"meta\">({stage})</span></td>\
+             <td class=\"num\">{acc}</td><td class=\"num\">[{lo}, {hi}]</td>\
+             <td class=\"num\">{c}</td><td class=\"num\">{n}</td></tr>",
+            stage = escape(&e.stage),
+            model = escape(e.model()),
+            acc = pct(e.accuracy),
+            lo = pct(e.low),
+            hi = pct(e.high),
+            c = e.correct,
+            n = e.n,
+        );
+    }
+    h.push_str(
+        "</table>\n<p class=\"note\">95% Wilson intervals: where two overlap, the difference may \
+         be noise. Data: <a href=\"report/accuracy.jsonl\">report/accuracy.jsonl</a>; each \
+         evaluation's predictions are in <code>stages/eval_*.json</code>.</p>\n",
+    );
+}
+
+/// The charts of one training stage: the loss and its parts, lr, gradient norm, tokens/s.
+fn training_charts(t: &Training) -> Result<Vec<String>, ReportError> {
+    fn series<'a>(t: &Training, names: &[&'a String]) -> Vec<Series<'a>> {
+        names
+            .iter()
+            .map(|n| Series {
+                name: n,
+                points: t
+                    .steps
+                    .iter()
+                    .copied()
+                    .zip(t.columns[*n].iter().copied())
+                    .collect(),
+            })
+            .collect()
+    }
+    // The loss with its parts (`loss_rl`, `loss_reg`); a single part is the loss itself.
+    let mut losses: Vec<&String> = t.columns.keys().filter(|k| k.starts_with("loss")).collect();
+    if losses.len() == 2 {
+        losses.retain(|k| k.as_str() == "loss");
+    }
+    let mut charts = Vec::new();
+    if !losses.is_empty() {
+        charts.push(line_chart(
+            &format!("{}: loss", t.stage),
+            "step",
+            &series(t, &losses),
+        )?);
+    }
+    for (key, title) in [
+        ("lr", "learning rate"),
+        ("grad_norm", "gradient norm"),
+        ("tokens_per_s", "tokens/s"),
+    ] {
+        if let Some((name, _)) = t.columns.get_key_value(key) {
+            charts.push(line_chart(
+                &format!("{}: {title}", t.stage),
+                "step",
+                &series(t, &[name]),
+            )?);
+        }
+    }
+    Ok(charts)
+}
+
+fn training(h: &mut String, trainings: &[Training]) -> Result<(), ReportError> {
+    h.push_str("<h2 id=\"training\">Training curves</h2>\n");
+    if trainings.is_empty() {
+        h.push_str("<p class=\"note\">No training stage finished in this run.</p>\n");
+    }
+    for t in trainings {
+        let last = |k: &str| t.columns.get(k).and_then(|c| c.last().copied());
+        let _ = writeln!(
+            h,
+            "<h3 id=\"training-{id}\">{stage}</h3>\n<p class=\"meta\">{n} steps · final loss {loss} · \
+             data: <a href=\"{path}\">{path}</a></p>\n<div class=\"charts\">",
+            id = escape(&t.stage),
+            stage = escape(&t.stage),
+            n = t.steps.len(),
+            loss = last("loss").map_or("-".into(), |l| format!("{l:.4}")),
+            path = escape(&t.metrics.display().to_string()),
+        );
+        for svg in training_charts(t)? {
+            h.push_str(&svg);
+            h.push('\n');
+        }
+        h.push_str("</div>\n");
+    }
+    Ok(())
+}
+
+/// Edit distances binned for the histogram: about ten bins from 0 to the largest.
+fn distance_bins(e: &EditComparison) -> (Vec<String>, Vec<f64>, Vec<f64>) {
+    let max = e
+        .teacher_distances
+        .iter()
+        .chain(&e.grm_distances)
+        .copied()
+        .max()
+        .unwrap_or(0);
+    let width = (max / 10 + 1).max(1);
+    let bins = max / width + 1;
+    let count = |d: &[usize]| {
+        let mut c = vec![0.0; bins];
+        for &x in d {
+            c[x / width] += 1.0;
+        }
+        c
+    };
+    let labels = (0..bins)
+        .map(|b| {
+            if width == 1 {
+                b.to_string()
+            } else {
+                format!("{}-{}", b * width, b * width + width - 1)
+            }
+        })
+        .collect();
+    (labels, count(&e.teacher_distances), count(&e.grm_distances))
+}
+
+fn edits(h: &mut String, e: Option<&EditComparison>) -> Result<(), ReportError> {
+    h.push_str("<h2 id=\"grm-vs-teacher\">The GRM beside the teacher</h2>\n");
+    let Some(e) = e else {
+        h.push_str(
+            "<p class=\"note\">This run has no <code>teacher_edits</code> and \
+             <code>grm_edits</code> stages to compare.</p>\n",
+        );
+        return Ok(());
+    };
+    let median = |d: &[usize]| EditComparison::median(d).map_or("-".into(), |m| format!("{m}"));
+    let _ = writeln!(
+        h,
+        "<table>\n<tr><th></th><th class=\"num\">teacher</th><th class=\"num\">GRM</th></tr>\n\
+         <tr id=\"edits-fixed\"><td>wrong predictions turned into a correct fix</td><td class=\"num\">{tf}</td><td class=\"num\">{gf}</td></tr>\n\
+         <tr id=\"edits-distance\"><td>median edit distance of a fix ({unit})</td><td class=\"num\">{tm}</td><td class=\"num\">{gm}</td></tr>\n\
+         </table>\n<p id=\"edits-same\">Same first wrong step as the teacher: <b>{same}</b> of <b>{cmp}</b> \
+         teacher-fixed predictions ({share}).</p>",
+        tf = e.teacher_fixed,
+        gf = e.grm_fixed,
+        unit = e.unit,
+        tm = median(&e.teacher_distances),
+        gm = median(&e.grm_distances),
+        same = e.same_first_error,
+        cmp = e.compared,
+        share = e
+            .same_share()
+            .map_or("-".into(), |s| format!("{}%", pct(s))),
+    );
+    if !e.teacher_distances.is_empty() || !e.grm_distances.is_empty() {
+        let (labels, teacher, grm) = distance_bins(e);
+        h.push_str(&bar_chart(
+            "edit distance of correct fixes",
+            &format!("{} changed", e.unit),
+            &labels,
+            &[("teacher", teacher), ("GRM", grm)],
+        )?);
+        h.push('\n');
+    }
+    h.push_str(
+        "<p class=\"note\">Data: <a href=\"report/edits.jsonl\">report/edits.jsonl</a> (one row \
+         per GRM record), <code>stages/teacher_edits.json</code>, \
+         <code>stages/grm_edits.json</code>.</p>\n",
+    );
+    Ok(())
+}
+
+/// A token's background: red for a negative reward, green for a positive one, stronger
+/// with size (full at RLMEC's clip bounds, −0.1 and 0.5).
+fn reward_style(r: f64) -> String {
+    if r < 0.0 {
+        format!(
+            "background:rgba(220,38,38,{:.2})",
+            0.1 + 0.8 * (-r / 0.1).min(1.0)
+        )
+    } else if r > 0.0 {
+        format!(
+            "background:rgba(22,163,74,{:.2})",
+            0.1 + 0.8 * (r / 0.5).min(1.0)
+        )
+    } else {
+        String::new()
+    }
+}
+
+fn prediction_tokens(ts: &[Token]) -> String {
+    let mut out = String::new();
+    for (i, t) in ts.iter().enumerate() {
+        let lp = t
+            .ref_logprob
+            .map_or(String::new(), |lp| format!(" · ref log p {lp:.3}"));
+        let _ = write!(
+            out,
+            "<span class=\"t\" style=\"{}\" title=\"token {i} · reward {:.4}{lp}\" data-reward=\"{}\">{}</span>",
+            reward_style(t.value),
+            t.value,
+            t.value,
+            escape(&t.text)
+        );
+    }
+    out
+}
+
+fn fix_tokens(ts: &[Token]) -> String {
+    let mut out = String::new();
+    for (i, t) in ts.iter().enumerate() {
+        let (class, why) = if t.value >= 1.0 {
+            ("t edit", " (changed by the minimum edit)")
+        } else {
+            ("t", "")
+        };
+        let _ = write!(
+            out,
+            "<span class=\"{class}\" title=\"token {i} · imitation weight {}{why}\">{}</span>",
+            t.value,
+            escape(&t.text)
+        );
+    }
+    out
+}
+
+fn sample(h: &mut String, s: &Sample) {
+    let _ = writeln!(
+        h,
+        "<div class=\"sample\" data-index=\"{i}\" data-fixed=\"{f}\">\n\
+         <div class=\"label\">#{i} · {kind} · problem</div><div class=\"text\">{q}</div>\n\
+         <div class=\"label\">prediction, tokens coloured by reward</div><div class=\"text prediction\">{p}</div>\n\
+         <div class=\"label\">{fix_label}</div><div class=\"text fix\">{fix}</div>\n\
+         <div class=\"label\">gold solution</div><div class=\"text\">{gold}</div>\n</div>",
+        i = s.index,
+        f = s.fixed,
+        kind = if s.fixed {
+            "wrong, fixed"
+        } else {
+            "correct, kept"
+        },
+        q = escape(&s.question),
+        p = prediction_tokens(&s.prediction),
+        fix_label = if s.fixed {
+            "the fix (imitation target), minimum-edit tokens marked"
+        } else {
+            "imitation target (the prediction itself)"
+        },
+        fix = fix_tokens(&s.fix),
+        gold = escape(&s.solution),
+    );
+}
+
+fn tokens(h: &mut String, r: &Report) {
+    h.push_str("<h2 id=\"tokens\">Token rewards</h2>\n");
+    let s = &r.samples;
+    if let Some(stage) = &s.stage {
+        let _ = writeln!(
+            h,
+            "<p class=\"legend\"><span style=\"{}\">−0.1</span><span style=\"{}\">−0.02</span>\
+             <span>0</span><span style=\"{}\">+0.1</span><span style=\"{}\">+0.5</span>\
+             <span class=\"edit\">changed by the minimum edit</span> Hover a token for its \
+             reward and the reference policy's log-probability. Records of stage \
+             <code>{}</code>; data: <a href=\"report/tokens.jsonl\">report/tokens.jsonl</a>.</p>",
+            reward_style(-0.1),
+            reward_style(-0.02),
+            reward_style(0.1),
+            reward_style(0.5),
+            escape(stage),
+        );
+    }
+    if let Some(note) = &s.note {
+        let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(note));
+    }
+    for item in &s.items {
+        sample(h, item);
+    }
+}
+
+fn stages(h: &mut String, r: &Report) {
+    h.push_str(
+        "<h2 id=\"stages\">Stages</h2>\n<table>\n<tr><th>stage</th><th>state</th>\
+         <th class=\"num\">time</th></tr>\n",
+    );
+    for s in &r.stages {
+        let _ = writeln!(
+            h,
+            "<tr data-stage=\"{n}\"><td><a href=\"stages/{n}.json\">{n}</a></td><td>{st}</td>\
+             <td class=\"num\">{t}</td></tr>",
+            n = escape(&s.name),
+            st = s.state,
+            t = s.seconds.map_or("-".into(), duration),
+        );
+    }
+    let total: f64 = r.stages.iter().filter_map(|s| s.seconds).sum();
+    let _ = writeln!(
+        h,
+        "<tr><td><b>total</b></td><td></td><td class=\"num\"><b>{}</b></td></tr>\n</table>",
+        duration(total)
+    );
+}
+
+fn config(h: &mut String, r: &Report) {
+    h.push_str("<h2 id=\"config\">Config</h2>\n");
+    if r.config.is_empty() {
+        h.push_str("<p class=\"note\">No config.json in this run.</p>\n");
+        return;
+    }
+    h.push_str("<div class=\"config\">\n");
+    for (k, v) in &r.config {
+        let _ = writeln!(h, "<div>{} = {}</div>", escape(k), escape(v));
+    }
+    h.push_str("</div>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(
+            escape("a<b & \"c\" 'd'>"),
+            "a&lt;b &amp; &quot;c&quot; &#39;d&#39;&gt;"
+        );
+    }
+
+    #[test]
+    fn reward_colours_by_sign_and_size() {
+        assert!(reward_style(-0.1).contains("220,38,38,0.90"));
+        assert!(reward_style(-0.01).contains("220,38,38,0.18"));
+        assert!(reward_style(0.5).contains("22,163,74,0.90"));
+        assert_eq!(reward_style(0.0), "");
+    }
+}

@@ -1,0 +1,96 @@
+//! `report.md`: the summary in plain text — accuracy, training, the GRM beside the
+//! teacher, stage timings — for a terminal, a notebook or a pull request.
+
+use std::fmt::Write;
+
+use super::Report;
+use super::edits::EditComparison;
+use crate::run_status::duration;
+
+fn pct(x: f64) -> String {
+    format!("{:.1}", x * 100.0)
+}
+
+pub(crate) fn summary(r: &Report) -> String {
+    let mut m = String::new();
+    let _ = writeln!(
+        m,
+        "# {}\n\nScript: `{}`. Full report: [report.html](report.html).\n",
+        r.title,
+        r.script.as_deref().unwrap_or("unknown")
+    );
+    m.push_str("## Accuracy\n\n");
+    if r.evaluations.is_empty() {
+        m.push_str("No evaluation finished.\n");
+    } else {
+        m.push_str(
+            "| model (stage) | accuracy % | 95% CI | correct | n |\n|---|---:|---:|---:|---:|\n",
+        );
+        for e in &r.evaluations {
+            let _ = writeln!(
+                m,
+                "| {} ({}) | {} | [{}, {}] | {} | {} |",
+                e.model(),
+                e.stage,
+                pct(e.accuracy),
+                pct(e.low),
+                pct(e.high),
+                e.correct,
+                e.n
+            );
+        }
+        m.push_str("\n95% Wilson intervals: where two overlap, the difference may be noise.\n");
+    }
+    m.push_str("\n## Training\n\n");
+    if r.trainings.is_empty() {
+        m.push_str("No training stage finished.\n");
+    } else {
+        m.push_str(
+            "| stage | steps | first loss | final loss | metrics |\n|---|---:|---:|---:|---|\n",
+        );
+        for t in &r.trainings {
+            let loss = t.columns.get("loss");
+            let at = |i: Option<&f64>| i.map_or("-".into(), |v| format!("{v:.4}"));
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} | [{p}]({p}) |",
+                t.stage,
+                t.steps.len(),
+                at(loss.and_then(|l| l.first())),
+                at(loss.and_then(|l| l.last())),
+                p = t.metrics.display()
+            );
+        }
+    }
+    if let Some(e) = &r.edits {
+        let median = |d: &[usize]| EditComparison::median(d).map_or("-".into(), |v| v.to_string());
+        let _ = writeln!(
+            m,
+            "\n## The GRM beside the teacher\n\n{}.\nMedian edit distance of a correct fix ({}): \
+             teacher {}, GRM {}.",
+            e.line(),
+            e.unit,
+            median(&e.teacher_distances),
+            median(&e.grm_distances)
+        );
+    }
+    if let Some(stage) = &r.samples.stage {
+        let _ = writeln!(
+            m,
+            "\n## Token rewards\n\n{} records of stage `{stage}` are shown token by token in \
+             report.html ([report/tokens.jsonl](report/tokens.jsonl)).",
+            r.samples.items.len()
+        );
+    }
+    m.push_str("\n## Stages\n\n| stage | state | time |\n|---|---|---:|\n");
+    for s in &r.stages {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} |",
+            s.name,
+            s.state,
+            s.seconds.map_or("-".into(), duration)
+        );
+    }
+    m
+}

@@ -1,0 +1,168 @@
+//! The run report: what a run did, readable at a glance.
+//!
+//! `rlmec report RUN_DIR` — and the end of every run — reads the run directory and writes
+//! `report.html` (self-contained: inline CSS and SVG, no script, no network), `report.md`
+//! (the summary), the JSONL behind every figure under `report/`, and TensorBoard event
+//! files under `tensorboard/<stage>/` (so `tensorboard --logdir runs/` shows every run's
+//! training curves). `rlmec report A B` compares two runs.
+//!
+//! The report knows a stage by the shape of its result, not by the script that made it: a
+//! training stage returns `{path, steps, ...}` and leaves a `metrics.jsonl`; an evaluation
+//! returns `{n, correct, accuracy, low, high}`; token rewards are records with `reward` and
+//! `ref_prob`. Only the teacher–GRM comparison relies on the stdlib's stage names
+//! (`teacher_edits`, `grm_edits`).
+
+mod charts;
+mod collect;
+mod compare;
+mod edits;
+mod html;
+mod markdown;
+mod tensorboard;
+mod tokens;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use compare::compare;
+pub use edits::{EditComparison, compare_edits};
+
+use crate::files::{self, FileError};
+use crate::run_dir::RunDirError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Run(#[from] RunDirError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("chart {title}: {message}")]
+    Chart { title: String, message: String },
+}
+
+/// What `write` produced.
+#[derive(Debug)]
+pub struct Written {
+    pub html: PathBuf,
+    pub markdown: PathBuf,
+}
+
+/// Write the report of the run in `dir` (its files are listed in the module docs).
+pub fn write(dir: &Path) -> Result<Written, ReportError> {
+    let run = collect::RunData::read(dir)?;
+    let report = Report::build(&run)?;
+    let data = dir.join("report");
+    for (name, rows) in report.data_files() {
+        files::write_jsonl(&data.join(name), &rows)?;
+    }
+    tensorboard::write(dir, &report.trainings)?;
+    let written = Written {
+        html: dir.join("report.html"),
+        markdown: dir.join("report.md"),
+    };
+    write_text(&written.html, &html::page(&report)?)?;
+    write_text(&written.markdown, &markdown::summary(&report))?;
+    Ok(written)
+}
+
+/// Everything the HTML and markdown views show, computed once.
+pub(crate) struct Report {
+    /// The run directory's name.
+    pub title: String,
+    pub script: Option<String>,
+    /// Every config knob as `dotted.key = JSON value`.
+    pub config: Vec<(String, String)>,
+    pub stages: Vec<collect::StageRow>,
+    pub trainings: Vec<collect::Training>,
+    pub evaluations: Vec<collect::Evaluation>,
+    pub edits: Option<EditComparison>,
+    pub samples: tokens::Samples,
+}
+
+impl Report {
+    fn build(run: &collect::RunData) -> Result<Self, ReportError> {
+        Ok(Self {
+            title: run.name(),
+            script: run.script.clone(),
+            config: run.config.as_ref().map(flatten).unwrap_or_default(),
+            stages: run.stage_rows(),
+            trainings: run.trainings()?,
+            evaluations: run.evaluations(),
+            edits: run.edit_comparison(),
+            samples: tokens::Samples::pick(run),
+        })
+    }
+
+    /// The JSONL files under `report/` (name, rows) behind the figures that have no file
+    /// of their own (training curves link to their stage's `metrics.jsonl`).
+    fn data_files(&self) -> Vec<(&'static str, Vec<Value>)> {
+        let mut files = vec![(
+            "accuracy.jsonl",
+            self.evaluations.iter().map(|e| e.to_json()).collect(),
+        )];
+        if let Some(e) = &self.edits {
+            files.push(("edits.jsonl", e.rows.clone()));
+        }
+        files.push(("tokens.jsonl", self.samples.to_json()));
+        files
+    }
+}
+
+/// `{"a": {"b": 1}}` as `[("a.b", "1")]`, keys in order.
+pub(crate) fn flatten(value: &Value) -> Vec<(String, String)> {
+    fn walk(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
+        match value {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", value, &mut out);
+    out
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn write_text(path: &Path, text: &str) -> Result<(), ReportError> {
+    Ok(files::write_atomic(path, text.as_bytes())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn config_flattens_to_dotted_keys() {
+        let flat = flatten(&json!({"rl": {"lr": 2e-5, "eps": 0.3}, "task": "ecqa", "x": {}}));
+        assert_eq!(
+            flat,
+            [
+                ("rl.eps".to_string(), "0.3".to_string()),
+                ("rl.lr".to_string(), "0.00002".to_string()),
+                ("task".to_string(), "\"ecqa\"".to_string()),
+                ("x".to_string(), "{}".to_string()),
+            ]
+        );
+    }
+}

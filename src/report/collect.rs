@@ -196,7 +196,8 @@ impl RunData {
     pub fn edit_comparison(&self) -> Option<EditComparison> {
         let teacher = self.results.get("teacher_edits")?.as_array()?;
         let grm = self.results.get("grm_edits")?.as_array()?;
-        Some(compare_edits(teacher, grm, self.tokenizer().as_ref()))
+        let math = self.config.as_ref().is_some_and(|c| c["kind"] == "math");
+        Some(compare_edits(teacher, grm, self.tokenizer().as_ref(), math))
     }
 
     /// The finished stage whose result is token-level records (`reward`, `ref_prob`).

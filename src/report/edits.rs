@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use crate::align::{Mode, align};
+use crate::teacher::arith::first_wrong_step;
 use crate::tokenize::TextTokenizer;
 
 /// Counts over the GRM's records, matched to the teacher's by problem and prediction.
@@ -25,6 +26,9 @@ pub struct EditComparison {
     pub grm_distances: Vec<usize>,
     /// What the distances count: `tokens` (the run's tokenizer) or `words`.
     pub unit: &'static str,
+    /// Math runs: correct fixes (teacher's, GRM's) in which the `arith` checker still finds
+    /// a wrong calculation — right final answer, wrong arithmetic on the way.
+    pub wrong_arithmetic: Option<(usize, usize)>,
     /// One row per GRM record: both verdicts and distances (the report's `edits.jsonl`).
     pub rows: Vec<Value>,
 }
@@ -40,12 +44,21 @@ fn fixed(r: &Value) -> bool {
 }
 
 /// Compare `teacher` and `grm` edit records (`{question, prediction, error_step, fix_pred,
-/// is_correct}`); distances count tokens of `tokenizer`, or words without one.
+/// is_correct}`); distances count tokens of `tokenizer`, or words without one; `math`
+/// also checks each correct fix's arithmetic.
 pub fn compare_edits(
     teacher: &[Value],
     grm: &[Value],
     tokenizer: Option<&TextTokenizer>,
+    math: bool,
 ) -> EditComparison {
+    let wrong_arithmetic = |records: &[Value]| {
+        records
+            .iter()
+            .filter(|r| fixed(r))
+            .filter(|r| first_wrong_step(text(r, "question"), text(r, "fix_pred")).is_some())
+            .count()
+    };
     let units = |s: &str| -> Vec<i64> {
         match tokenizer.and_then(|t| t.encode(s).ok()) {
             Some(ids) => ids,
@@ -112,6 +125,7 @@ pub fn compare_edits(
         } else {
             "words"
         },
+        wrong_arithmetic: math.then(|| (wrong_arithmetic(teacher), wrong_arithmetic(grm))),
         rows,
     }
 }
@@ -174,8 +188,9 @@ mod tests {
             record("q3", "g h", -1, "g h", true),    // correct prediction: not a fix
             record("q4", "i j", 0, "k", false),      // teacher failed: not compared
         ];
-        let c = compare_edits(&teacher, &grm, None);
+        let c = compare_edits(&teacher, &grm, None, false);
         assert_eq!((c.teacher_fixed, c.grm_fixed), (2, 2));
+        assert_eq!(c.wrong_arithmetic, None);
         assert_eq!((c.compared, c.same_first_error), (2, 1));
         assert_eq!(c.teacher_distances, [1, 1]);
         assert_eq!(c.grm_distances, [1, 2]);
@@ -186,5 +201,18 @@ mod tests {
         assert_eq!(c.rows[3]["grm_distance"], Value::Null);
         assert_eq!(EditComparison::median(&[3, 1, 2, 10]), Some(2.5));
         assert!(c.line().contains("same first wrong step on 1 of 2"));
+    }
+
+    #[test]
+    fn math_fixes_with_the_right_answer_but_wrong_arithmetic_are_counted() {
+        let q = "Lena has 15 apples. Then she triples them. Then she doubles them.";
+        let pred = "She has 15 * 3 = 51 apples.\nShe has 51 * 2 = 102 apples.\nThe answer is 102";
+        let good = "She has 15 * 3 = 45 apples.\nShe has 45 * 2 = 90 apples.\nThe answer is 90";
+        // What the GRM wrote in a real run: the gold answer, reached through 15 * 3 = 55.
+        let bad = "She has 15 * 3 = 55 apples.\nShe has 55 * 2 = 90 apples.\nThe answer is 90";
+        let teacher = [record(q, pred, 0, good, true)];
+        let grm = [record(q, pred, 0, bad, true)];
+        let c = compare_edits(&teacher, &grm, None, true);
+        assert_eq!(c.wrong_arithmetic, Some((0, 1)));
     }
 }

@@ -216,7 +216,7 @@ fn edits(h: &mut String, e: Option<&EditComparison>) -> Result<(), ReportError> 
         "<table>\n<tr><th></th><th class=\"num\">teacher</th><th class=\"num\">GRM</th></tr>\n\
          <tr id=\"edits-fixed\"><td>wrong predictions turned into a correct fix</td><td class=\"num\">{tf}</td><td class=\"num\">{gf}</td></tr>\n\
          <tr id=\"edits-distance\"><td>median edit distance of a fix ({unit})</td><td class=\"num\">{tm}</td><td class=\"num\">{gm}</td></tr>\n\
-         </table>\n<p id=\"edits-same\">Same first wrong step as the teacher: <b>{same}</b> of <b>{cmp}</b> \
+         {arith}</table>\n<p id=\"edits-same\">Same first wrong step as the teacher: <b>{same}</b> of <b>{cmp}</b> \
          teacher-fixed predictions ({share}).</p>",
         tf = e.teacher_fixed,
         gf = e.grm_fixed,
@@ -228,6 +228,10 @@ fn edits(h: &mut String, e: Option<&EditComparison>) -> Result<(), ReportError> 
         share = e
             .same_share()
             .map_or("-".into(), |s| format!("{}%", pct(s))),
+        arith = e.wrong_arithmetic.map_or(String::new(), |(t, g)| format!(
+            "<tr id=\"edits-arith\"><td>…of which the arithmetic is still wrong (right answer, \
+             wrong calculation on the way)</td><td class=\"num\">{t}</td><td class=\"num\">{g}</td></tr>\n"
+        )),
     );
     if !e.teacher_distances.is_empty() || !e.grm_distances.is_empty() {
         let (labels, teacher, grm) = distance_bins(e);

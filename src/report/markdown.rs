@@ -73,6 +73,13 @@ pub(crate) fn summary(r: &Report) -> String {
             median(&e.teacher_distances),
             median(&e.grm_distances)
         );
+        if let Some((t, g)) = e.wrong_arithmetic {
+            let _ = writeln!(
+                m,
+                "Correct fixes whose arithmetic is still wrong (right answer, wrong calculation \
+                 on the way): teacher {t}, GRM {g}."
+            );
+        }
     }
     if let Some(stage) = &r.samples.stage {
         let _ = writeln!(

@@ -245,7 +245,7 @@ pub mod teacher_api {
         let read = |a: &rhai::Array| {
             crate::script::io::from_array::<serde_json::Value>("grm_vs_teacher", "record", a)
         };
-        let c = crate::report::compare_edits(&read(&edits)?, &read(&grm_edits)?, None);
+        let c = crate::report::compare_edits(&read(&edits)?, &read(&grm_edits)?, None, false);
         let mut map = rhai::Map::new();
         for (k, v) in [
             ("teacher_fixed", c.teacher_fixed),

@@ -209,6 +209,17 @@ fn first_error(case: &Case) -> Option<usize> {
     None
 }
 
+/// The first step of `text`, a solution of `problem`, that the `arith` teacher would call
+/// wrong; `None` when every calculation checks out. Judges a fix's arithmetic, which a
+/// correct final answer does not guarantee.
+pub fn first_wrong_step(problem: &str, text: &str) -> Option<usize> {
+    first_error(&Case {
+        problem: problem.into(),
+        solution: String::new(),
+        prediction: text.into(),
+    })
+}
+
 /// `line` with each number of `edits` replaced by its new value (unchanged values kept
 /// byte for byte).
 fn rewrite_numbers(line: &str, mut edits: Vec<(Number, f64)>) -> String {

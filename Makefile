@@ -50,7 +50,7 @@ docs: build
 
 # A run's report as a browser renders it: make report-screenshot RUN=runs/x writes
 # runs/x/report.png (needs Debian's `chromium`; the report itself needs nothing).
-RUN ?= $(lastword $(sort $(wildcard runs/*/report.html)))
+RUN ?= $(firstword $(shell ls -td runs/*/report.html runs/*/*/report.html 2>/dev/null))
 report-screenshot: build
 	@test -n "$(RUN)" || { echo "no run to show: make report-screenshot RUN=runs/x"; exit 1; }
 	$(RLMEC) report $(patsubst %/report.html,%,$(RUN)) > /dev/null

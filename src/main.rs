@@ -197,6 +197,12 @@ fn run(args: RunArgs) -> ExitCode {
 
 fn report(runs: &[PathBuf], out: Option<PathBuf>) -> ExitCode {
     let written = match runs {
+        [_] if out.is_some() => {
+            eprintln!(
+                "error: --out is where a comparison of two runs goes; one run's report is written into it"
+            );
+            return ExitCode::FAILURE;
+        }
         [run] => rlmec::report::write(run),
         [a, b] => rlmec::report::compare(a, b, out.as_deref().unwrap_or(a)),
         _ => unreachable!("clap takes one or two runs"),

@@ -151,6 +151,25 @@ pub enum StageState {
     },
 }
 
+impl StageState {
+    /// `done`, `running` or `interrupted`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            StageState::Done { .. } => "done",
+            StageState::Running { .. } => "running",
+            StageState::Interrupted { .. } => "interrupted",
+        }
+    }
+
+    /// When the stage finished, or when it started if it has not.
+    pub fn last_event(&self) -> f64 {
+        match self {
+            StageState::Done { finished_at, .. } => *finished_at,
+            StageState::Running { since, .. } | StageState::Interrupted { since } => *since,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RunDir {
     dir: PathBuf,
@@ -360,10 +379,11 @@ impl RunDir {
     }
 }
 
-/// Whether a process with this id exists (Linux: `/proc/PID`), and is not us re-reading a
-/// marker left by an earlier process that happened to get our id.
+/// Whether a process with this id exists (Linux: `/proc/PID`) and is not us: markers are
+/// read by other processes (`rlmec status`) or by this one after its script ended (the
+/// run's report), when none of our stages can still be running.
 fn process_alive(pid: u32) -> bool {
-    pid != 0 && Path::new(&format!("/proc/{pid}")).exists()
+    pid != 0 && pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The run directories under `parent` (those with a `stages/` folder), oldest first.
@@ -427,14 +447,20 @@ mod tests {
             &json!({"fingerprint": "f", "pid": u32::MAX - 1, "since": 10.0}),
         )
         .unwrap();
+        // A stage this process began and never finished (its body failed) is interrupted
+        // too, as the end-of-run report sees it; another live process's stage is running.
         run.begin("score", "g").unwrap();
+        files::write_json(
+            &run.marker_file("train"),
+            &json!({"fingerprint": "h", "pid": 1, "since": 20.0}),
+        )
+        .unwrap();
         let stages = run.stages().unwrap();
         assert_eq!(
             stages[0],
             ("sample".into(), StageState::Interrupted { since: 10.0 })
         );
-        assert!(
-            matches!(stages[1].1, StageState::Running { pid, .. } if pid == std::process::id())
-        );
+        assert!(matches!(stages[1], (ref n, StageState::Running { pid: 1, .. }) if n == "train"));
+        assert!(matches!(stages[2], (ref n, StageState::Interrupted { .. }) if n == "score"));
     }
 }

@@ -12,24 +12,25 @@ fn stage_lines(run: &RunDir, out: &mut String) -> Result<(), RunDirError> {
         out.push_str("  (no stage started yet)\n");
     }
     for (name, state) in stages {
-        let line = match state {
+        let detail = match state {
             StageState::Done {
                 seconds,
                 finished_at,
             } => format!(
-                "done         {:>8}   finished {} UTC",
+                "{:>8}   finished {} UTC",
                 duration(seconds),
                 format_time(finished_at)
             ),
             StageState::Running { pid, since } => {
-                format!("running      pid {pid}   since {} UTC", format_time(since))
+                format!("pid {pid}   since {} UTC", format_time(since))
             }
             StageState::Interrupted { since } => format!(
-                "interrupted  started {} UTC; a rerun with --out {} resumes it",
+                "started {} UTC; a rerun with --out {} resumes it",
                 format_time(since),
                 run.path().display()
             ),
         };
+        let line = format!("{:<12} {detail}", state.label());
         let _ = writeln!(out, "  {name:<24} {line}");
     }
     Ok(())

@@ -177,6 +177,34 @@ fn a_run_writes_a_report_whose_numbers_are_the_runs() {
         .collect();
     assert_eq!(fixed_row[1], fixed("teacher_edits").to_string());
     assert_eq!(fixed_row[2], fixed("grm_edits").to_string());
+    // Same first wrong step: over the GRM's records whose sample the teacher fixed.
+    let teacher = stage(&run, "teacher_edits");
+    let key = |r: &Value| (r["question"].to_string(), r["prediction"].to_string());
+    let teacher_fixed: std::collections::HashMap<_, _> = teacher
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["is_correct"] == true && r["error_step"] != -1)
+        .map(|r| (key(r), r["error_step"].clone()))
+        .collect();
+    let grm_records = stage(&run, "grm_edits");
+    let matched: Vec<bool> = grm_records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| {
+            teacher_fixed
+                .get(&key(g))
+                .map(|step| *step == g["error_step"])
+        })
+        .collect();
+    let same = text_of(with_attr(&doc, "id", "edits-same")[0]);
+    let expected = format!(
+        "{} of {} teacher-fixed",
+        matched.iter().filter(|m| **m).count(),
+        matched.len()
+    );
+    assert!(same.contains(&expected), "{same} / {expected}");
 
     // Token rewards: each shown prediction's tokens carry its record's rewards, in order,
     // and spell its output; the fix marks exactly the tokens of weight 1.0.
@@ -222,6 +250,16 @@ fn a_run_writes_a_report_whose_numbers_are_the_runs() {
             .map(|w| w.as_f64().unwrap() >= 1.0)
             .collect();
         assert_eq!(marked, weights, "sample {index}: minimum-edit tokens");
+        // The problem and gold solution shown are those of the sample the record came from.
+        let source = teacher
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["prediction"] == record["output"])
+            .expect("the record's sample");
+        let shown = |class: &str| text_of(s.descendants().find(|n| has_class(n, class)).unwrap());
+        assert_eq!(shown("problem"), source["question"].as_str().unwrap());
+        assert_eq!(shown("gold"), source["solution"].as_str().unwrap());
     }
     let jsonl = std::fs::read_to_string(run.join("report/tokens.jsonl")).unwrap();
     assert_eq!(jsonl.lines().count(), samples.len());
@@ -311,4 +349,34 @@ fn two_runs_compare_side_by_side_and_a_non_run_is_named() {
     assert!(!not_a_run.status.success());
     let err = String::from_utf8_lossy(&not_a_run.stderr);
     assert!(err.contains(tmp.path().to_str().unwrap()), "{err}");
+}
+
+#[test]
+fn a_failed_run_still_gets_its_report_with_the_failed_stage_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("fails.rhai");
+    std::fs::write(
+        &script,
+        "let run = run_current();\n\
+         run.stage(\"first\", #{}, || 1);\n\
+         run.stage(\"boom\", #{}, || { throw \"deliberate\"; });\n",
+    )
+    .unwrap();
+    let run = tmp.path().join("run");
+    let o = rlmec(&[script.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    assert!(!o.status.success(), "the script fails");
+    let html = std::fs::read_to_string(run.join("report.html")).expect("a report anyway");
+    let doc = parse(&html);
+    let state = |name: &str| {
+        let row = with_attr(&doc, "data-stage", name);
+        text_of(
+            row[0]
+                .children()
+                .filter(|n| n.has_tag_name("td"))
+                .nth(1)
+                .unwrap(),
+        )
+    };
+    assert_eq!(state("first"), "done");
+    assert_eq!(state("boom"), "interrupted");
 }

@@ -46,14 +46,22 @@ pub(crate) fn line_chart(
     series: &[Series],
 ) -> Result<String, ReportError> {
     let err = chart_error(title);
+    // Finite points first, then thinned to about MAX_POINTS, always keeping the last.
     let finite = |s: &Series| -> Vec<(f64, f64)> {
-        let step = s.points.len().div_ceil(MAX_POINTS).max(1);
-        s.points
+        let points: Vec<(f64, f64)> = s
+            .points
             .iter()
-            .step_by(step)
             .copied()
             .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .collect()
+            .collect();
+        let step = points.len().div_ceil(MAX_POINTS).max(1);
+        let mut thinned: Vec<(f64, f64)> = points.iter().step_by(step).copied().collect();
+        if let (Some(&last), Some(&kept)) = (points.last(), thinned.last())
+            && last != kept
+        {
+            thinned.push(last);
+        }
+        thinned
     };
     let lines: Vec<Vec<(f64, f64)>> = series.iter().map(finite).collect();
     let all = || lines.iter().flatten();
@@ -147,6 +155,7 @@ pub(crate) fn bar_chart(
             .x_labels(categories.len() * 2 + 1)
             .x_label_formatter(&label)
             .y_labels(6)
+            .y_label_formatter(&|v| format_tick(*v))
             .light_line_style(RGBColor(238, 238, 238))
             .draw()
             .map_err(|e| err(&e))?;
@@ -222,6 +231,37 @@ mod tests {
         }
         roxmltree::Document::parse(&svg).expect("well-formed SVG");
         assert!(line_chart("empty", "step", &[]).is_err());
+        let all_nan = Series {
+            name: "x",
+            points: vec![(1.0, f64::NAN)],
+        };
+        assert!(line_chart("nan", "step", &[all_nan]).is_err());
+    }
+
+    #[test]
+    fn a_long_sparse_curve_keeps_its_points_and_its_end() {
+        // Logged every 7th step over 10 000 steps: thinning must not drop them all.
+        let points = (1..=10_000)
+            .map(|i| (i as f64, if i % 7 == 0 { 1.0 / i as f64 } else { f64::NAN }))
+            .collect();
+        let svg = line_chart(
+            "sparse",
+            "step",
+            &[Series {
+                name: "val",
+                points,
+            }],
+        )
+        .unwrap();
+        // The longest polyline is the curve (axes and ticks are two-point lines).
+        let n = svg
+            .split("<polyline")
+            .skip(1)
+            .filter_map(|p| p.split("points=\"").nth(1)?.split('"').next())
+            .map(|points| points.split_whitespace().count())
+            .max()
+            .expect("a line is drawn");
+        assert!((700..=1001).contains(&n), "{n} points");
     }
 
     #[test]

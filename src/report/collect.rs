@@ -38,8 +38,12 @@ pub(crate) struct Training {
     pub steps: Vec<f64>,
     /// Column name → one value per step (NaN where a step did not log it).
     pub columns: BTreeMap<String, Vec<f64>>,
-    /// When the stage finished (for the TensorBoard file name).
-    pub finished_at: f64,
+    /// `done`, `running` or `interrupted`.
+    pub state: &'static str,
+    /// Lines of the metrics file that could not be read (a torn last line after a kill).
+    pub unreadable: usize,
+    /// When the stage finished, or started if it has not (names the TensorBoard file).
+    pub last_event: f64,
 }
 
 /// One evaluation stage's accuracy with its 95% Wilson interval.
@@ -56,6 +60,11 @@ impl Evaluation {
     pub fn to_json(&self) -> Value {
         json!({"stage": self.stage, "model": self.model(), "n": self.n, "correct": self.correct,
                "accuracy": self.accuracy, "low": self.low, "high": self.high})
+    }
+
+    /// `[6.5, 13.2]`: the interval in percent.
+    pub fn ci_text(&self) -> String {
+        format!("[{}, {}]", super::pct(self.low), super::pct(self.high))
     }
 
     /// The evaluated model's label: the stage name without `eval_`.
@@ -101,47 +110,53 @@ impl RunData {
     pub fn stage_rows(&self) -> Vec<StageRow> {
         self.states
             .iter()
-            .map(|(name, state)| {
-                let (state, seconds) = match state {
-                    StageState::Done { seconds, .. } => ("done", Some(*seconds)),
-                    StageState::Running { .. } => ("running", None),
-                    StageState::Interrupted { .. } => ("interrupted", None),
-                };
-                StageRow {
-                    name: name.clone(),
-                    state: state.into(),
-                    seconds,
-                }
+            .map(|(name, state)| StageRow {
+                name: name.clone(),
+                state: state.label().into(),
+                seconds: match state {
+                    StageState::Done { seconds, .. } => Some(*seconds),
+                    _ => None,
+                },
             })
             .collect()
     }
 
-    /// The finished training stages (a result with `path` and `steps`) whose metrics file
-    /// is found: in the stage's folder of this run, else where the result says the model is.
-    pub fn trainings(&self) -> Result<Vec<Training>, ReportError> {
+    /// The training stages with their metrics: a finished one (a result with `path` and
+    /// `steps`) from its folder in this run, else where the result says the model is; an
+    /// unfinished one from its folder, so a failed or killed run shows how far it got.
+    pub fn trainings(&self) -> Vec<Training> {
         let mut out = Vec::new();
         for (name, state) in &self.states {
-            let (Some(result), StageState::Done { finished_at, .. }) =
-                (self.results.get(name), state)
-            else {
-                continue;
-            };
-            if result.get("steps").is_none() {
+            let result = self.results.get(name);
+            if result.is_some_and(|r| r.get("steps").is_none()) {
                 continue;
             }
             let own = self.dir.join(name).join("metrics.jsonl");
-            let elsewhere = result["path"]
-                .as_str()
+            let elsewhere = result
+                .and_then(|r| r["path"].as_str())
                 .map(|p| Path::new(p).join("metrics.jsonl"));
             let Some(path) = std::iter::once(own).chain(elsewhere).find(|p| p.is_file()) else {
                 continue;
             };
-            let rows = files::read_jsonl(&path)?;
-            let mut steps = Vec::with_capacity(rows.len());
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let mut steps = Vec::new();
             let mut columns: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            for (i, row) in rows.iter().enumerate() {
-                steps.push(row["step"].as_f64().unwrap_or((i + 1) as f64));
-                for (key, value) in row.as_object().into_iter().flatten() {
+            let mut unreadable = 0;
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                // A line torn by a kill (or otherwise unreadable) is counted, not fatal.
+                let Ok(Value::Object(row)) = serde_json::from_str::<Value>(line) else {
+                    unreadable += 1;
+                    continue;
+                };
+                let i = steps.len();
+                steps.push(
+                    row.get("step")
+                        .and_then(Value::as_f64)
+                        .unwrap_or((i + 1) as f64),
+                );
+                for (key, value) in &row {
                     if let (Some(v), true) = (value.as_f64(), key != "step") {
                         let column = columns.entry(key.clone()).or_default();
                         column.resize(i, f64::NAN);
@@ -149,18 +164,23 @@ impl RunData {
                     }
                 }
             }
+            if steps.is_empty() {
+                continue;
+            }
             for column in columns.values_mut() {
                 column.resize(steps.len(), f64::NAN);
             }
             out.push(Training {
                 stage: name.clone(),
+                state: state.label(),
                 metrics: path.strip_prefix(&self.dir).unwrap_or(&path).to_path_buf(),
                 steps,
                 columns,
-                finished_at: *finished_at,
+                unreadable,
+                last_event: state.last_event(),
             });
         }
-        Ok(out)
+        out
     }
 
     /// Every finished evaluation stage (a result with n, correct, accuracy and its interval).
@@ -192,18 +212,19 @@ impl RunData {
     }
 
     /// The teacher's and the GRM's edits of the same samples (stages `teacher_edits` and
-    /// `grm_edits`), compared; with token distances where the run's tokenizer is found.
-    pub fn edit_comparison(&self) -> Option<EditComparison> {
+    /// `grm_edits`), compared; distances in `tokenizer`'s tokens where there is one.
+    pub fn edit_comparison(&self, tokenizer: Option<&TextTokenizer>) -> Option<EditComparison> {
         let teacher = self.results.get("teacher_edits")?.as_array()?;
         let grm = self.results.get("grm_edits")?.as_array()?;
         let math = self.config.as_ref().is_some_and(|c| c["kind"] == "math");
-        Some(compare_edits(teacher, grm, self.tokenizer().as_ref(), math))
+        Some(compare_edits(teacher, grm, tokenizer, math))
     }
 
-    /// The finished stage whose result is token-level records (`reward`, `ref_prob`).
+    /// The first finished stage (in run order) whose result is token-level records
+    /// (`reward`, `ref_prob`).
     pub fn reward_records(&self) -> Option<(&str, &Vec<Value>)> {
-        self.results.iter().find_map(|(name, r)| {
-            let records = r.as_array()?;
+        self.states.iter().find_map(|(name, _)| {
+            let records = self.results.get(name)?.as_array()?;
             let first = records.first()?;
             (first.get("reward").is_some() && first.get("ref_prob").is_some())
                 .then_some((name.as_str(), records))

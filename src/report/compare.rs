@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::collect::RunData;
 use super::html::escape;
-use super::{ReportError, Written, flatten, write_text};
+use super::{ReportError, Written, flatten, pct, write_text};
 use crate::run_status::duration;
 
 /// One row: a label and the two runs' values as text (`-` where a run has none).
@@ -33,6 +33,7 @@ fn side_by_side(
 
 struct Side {
     name: String,
+    path: String,
     config: BTreeMap<String, String>,
     accuracy: BTreeMap<String, String>,
     losses: BTreeMap<String, String>,
@@ -46,18 +47,12 @@ impl Side {
             .evaluations()
             .iter()
             .map(|e| {
-                let text = format!(
-                    "{:.1}% [{:.1}, {:.1}] n={}",
-                    e.accuracy * 100.0,
-                    e.low * 100.0,
-                    e.high * 100.0,
-                    e.n
-                );
+                let text = format!("{}% {} n={}", pct(e.accuracy), e.ci_text(), e.n);
                 (e.stage.clone(), text)
             })
             .collect();
         let losses = run
-            .trainings()?
+            .trainings()
             .iter()
             .filter_map(|t| {
                 let last = t.columns.get("loss")?.last()?;
@@ -70,10 +65,12 @@ impl Side {
         let times = run
             .stage_rows()
             .into_iter()
-            .map(|s| (s.name, s.seconds.map_or(s.state, duration)))
+            .map(|s| (s.name, s.seconds.map_or(s.state.to_string(), duration)))
             .collect();
         Ok(Self {
+            // Two runs of the same name (runs/x and other/x) are told apart by path.
             name: run.name(),
+            path: dir.display().to_string(),
             config: run
                 .config
                 .as_ref()
@@ -90,7 +87,11 @@ impl Side {
 
 /// Compare the runs in `a` and `b`; writes `compare-<a>-vs-<b>.html` and `.md` into `out`.
 pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<Written, ReportError> {
-    let (a, b) = (Side::read(a)?, Side::read(b)?);
+    let (mut a, mut b) = (Side::read(a)?, Side::read(b)?);
+    let stem = format!("compare-{}-vs-{}", a.name, b.name);
+    if a.name == b.name {
+        (a.name, b.name) = (a.path.clone(), b.path.clone());
+    }
     let sections = [
         (
             "Config: the knobs that differ",
@@ -128,8 +129,10 @@ pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<Written, ReportError> {
             escape(&a.name),
             escape(&b.name)
         );
+        // A `|` inside a cell would end it.
+        let cell = |t: &str| t.replace('|', "\\|");
         for (k, x, y) in rows {
-            let _ = writeln!(md, "| {k} | {x} | {y} |");
+            let _ = writeln!(md, "| {} | {} | {} |", cell(k), cell(x), cell(y));
             let _ = writeln!(
                 html,
                 "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -141,7 +144,6 @@ pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<Written, ReportError> {
         html.push_str("</table>\n");
     }
     html.push_str("</body>\n</html>\n");
-    let stem = format!("compare-{}-vs-{}", a.name, b.name);
     let written = Written {
         html: out.join(format!("{stem}.html")),
         markdown: out.join(format!("{stem}.md")),

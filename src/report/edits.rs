@@ -13,6 +13,9 @@ use crate::tokenize::TextTokenizer;
 /// Counts over the GRM's records, matched to the teacher's by problem and prediction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EditComparison {
+    /// Records each side judged (the teacher may have seen more samples than the GRM).
+    pub teacher_records: usize,
+    pub grm_records: usize,
     /// Wrong predictions the teacher located and fixed correctly.
     pub teacher_fixed: usize,
     /// Wrong predictions the GRM located and fixed correctly.
@@ -84,17 +87,22 @@ pub fn compare_edits(
     };
     let key = |r: &'_ Value| {
         (
-            text(r, "question").to_string(),
-            text(r, "prediction").to_string(),
+            text(r, "question").to_owned(),
+            text(r, "prediction").to_owned(),
         )
     };
-    let by_sample: HashMap<_, _> = teacher.iter().map(|t| (key(t), t)).collect();
-    let teacher_distances: Vec<usize> = teacher.iter().filter_map(distance).collect();
+    // Each teacher record with its distance, aligned once.
+    let teacher_judged: Vec<(&Value, Option<usize>)> =
+        teacher.iter().map(|t| (t, distance(t))).collect();
+    let by_sample: HashMap<_, _> = teacher_judged
+        .iter()
+        .map(|&(t, d)| (key(t), (t, d)))
+        .collect();
     let (mut compared, mut same_first_error) = (0, 0);
     let mut grm_distances = Vec::new();
     let mut rows = Vec::with_capacity(grm.len());
     for g in grm {
-        let t = by_sample.get(&key(g)).copied();
+        let (t, teacher_distance) = by_sample.get(&key(g)).copied().unzip();
         let step = |r: Option<&Value>| r.and_then(|r| r["error_step"].as_i64());
         if t.is_some_and(fixed) {
             compared += 1;
@@ -109,16 +117,18 @@ pub fn compare_edits(
             "grm_step": step(Some(g)),
             "teacher_fixed": t.is_some_and(fixed),
             "grm_fixed": fixed(g),
-            "teacher_distance": t.and_then(distance),
+            "teacher_distance": teacher_distance.flatten(),
             "grm_distance": grm_distance,
         }));
     }
     EditComparison {
+        teacher_records: teacher.len(),
+        grm_records: grm.len(),
         teacher_fixed: teacher.iter().filter(|r| fixed(r)).count(),
         grm_fixed: grm.iter().filter(|r| fixed(r)).count(),
         compared,
         same_first_error,
-        teacher_distances,
+        teacher_distances: teacher_judged.iter().filter_map(|&(_, d)| d).collect(),
         grm_distances,
         unit: if tokenizer.is_some() {
             "tokens"
@@ -136,19 +146,20 @@ impl EditComparison {
         (self.compared > 0).then(|| self.same_first_error as f64 / self.compared as f64)
     }
 
-    /// The median of `distances` (none when there are none).
-    pub fn median(distances: &[usize]) -> Option<f64> {
+    /// The median of `distances` as text (`-` when there are none).
+    pub fn median_text(distances: &[usize]) -> String {
         if distances.is_empty() {
-            return None;
+            return "-".into();
         }
         let mut d = distances.to_vec();
         d.sort_unstable();
         let mid = d.len() / 2;
-        Some(if d.len() % 2 == 1 {
+        let median = if d.len() % 2 == 1 {
             d[mid] as f64
         } else {
             (d[mid - 1] + d[mid]) as f64 / 2.0
-        })
+        };
+        median.to_string()
     }
 
     /// The counts as one line (printed at the end of the procedure scripts).
@@ -199,7 +210,11 @@ mod tests {
         assert_eq!(c.rows[1]["teacher_step"], 0);
         assert_eq!(c.rows[1]["grm_step"], 1);
         assert_eq!(c.rows[3]["grm_distance"], Value::Null);
-        assert_eq!(EditComparison::median(&[3, 1, 2, 10]), Some(2.5));
+        assert_eq!(EditComparison::median_text(&[3, 1, 2, 10]), "2.5");
+        assert_eq!(EditComparison::median_text(&[4]), "4");
+        assert_eq!(EditComparison::median_text(&[]), "-");
+        assert_eq!((c.teacher_records, c.grm_records), (4, 4));
+        assert_eq!(c.rows[0]["teacher_distance"], 1);
         assert!(c.line().contains("same first wrong step on 1 of 2"));
     }
 

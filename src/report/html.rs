@@ -7,7 +7,7 @@ use super::charts::{Series, bar_chart, line_chart};
 use super::collect::Training;
 use super::edits::EditComparison;
 use super::tokens::{Sample, Token};
-use super::{Report, ReportError};
+use super::{Report, ReportError, pct};
 use crate::run_status::duration;
 
 const STYLE: &str = "
@@ -35,18 +35,22 @@ pub(crate) fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            // XML allows no other control characters, not even as references.
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() && (c as u32) < 0x20 => out.push('\u{FFFD}'),
             _ => out.push(c),
         }
     }
     out
 }
 
-fn pct(x: f64) -> String {
-    format!("{:.1}", x * 100.0)
+/// A chart, or a note saying why it could not be drawn (the rest of the page stands).
+fn chart_or_note(chart: Result<String, ReportError>) -> String {
+    chart.unwrap_or_else(|e| format!("<p class=\"note\">{}</p>", escape(&e.to_string())))
 }
 
 /// The whole page.
-pub(crate) fn page(r: &Report) -> Result<String, ReportError> {
+pub(crate) fn page(r: &Report) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -54,18 +58,19 @@ pub(crate) fn page(r: &Report) -> Result<String, ReportError> {
          <meta charset=\"utf-8\"/>\n<title>rlmec report: {t}</title>\n<style>{STYLE}</style>\n\
          </head>\n<body>\n<h1>{t}</h1>\n<p class=\"meta\">script {s} · <a href=\"report.md\">report.md</a> · \
          <a href=\"config.json\">config.json</a> · <a href=\"log.txt\">log.txt</a> · \
-         TensorBoard: <code>tensorboard --logdir {t}/tensorboard</code></p>\n",
+         TensorBoard: <code>tensorboard --logdir {d}/tensorboard</code></p>\n",
         t = escape(&r.title),
+        d = escape(&r.dir),
         s = escape(r.script.as_deref().unwrap_or("unknown")),
     );
     accuracy(&mut h, r);
-    training(&mut h, &r.trainings)?;
-    edits(&mut h, r.edits.as_ref())?;
+    training(&mut h, &r.trainings);
+    edits(&mut h, r.edits.as_ref());
     tokens(&mut h, r);
     stages(&mut h, r);
     config(&mut h, r);
     h.push_str("</body>\n</html>\n");
-    Ok(h)
+    h
 }
 
 fn accuracy(h: &mut String, r: &Report) {
@@ -82,13 +87,12 @@ fn accuracy(h: &mut String, r: &Report) {
         let _ = writeln!(
             h,
             "<tr data-stage=\"{stage}\"><td>{model} <span class=\"meta\">({stage})</span></td>\
-             <td class=\"num\">{acc}</td><td class=\"num\">[{lo}, {hi}]</td>\
+             <td class=\"num\">{acc}</td><td class=\"num\">{ci}</td>\
              <td class=\"num\">{c}</td><td class=\"num\">{n}</td></tr>",
             stage = escape(&e.stage),
             model = escape(e.model()),
             acc = pct(e.accuracy),
-            lo = pct(e.low),
-            hi = pct(e.high),
+            ci = e.ci_text(),
             c = e.correct,
             n = e.n,
         );
@@ -101,7 +105,7 @@ fn accuracy(h: &mut String, r: &Report) {
 }
 
 /// The charts of one training stage: the loss and its parts, lr, gradient norm, tokens/s.
-fn training_charts(t: &Training) -> Result<Vec<String>, ReportError> {
+fn training_charts(t: &Training) -> Vec<String> {
     fn series<'a>(t: &Training, names: &[&'a String]) -> Vec<Series<'a>> {
         names
             .iter()
@@ -116,18 +120,22 @@ fn training_charts(t: &Training) -> Result<Vec<String>, ReportError> {
             })
             .collect()
     }
-    // The loss with its parts (`loss_rl`, `loss_reg`); a single part is the loss itself.
-    let mut losses: Vec<&String> = t.columns.keys().filter(|k| k.starts_with("loss")).collect();
-    if losses.len() == 2 {
-        losses.retain(|k| k.as_str() == "loss");
-    }
+    // The loss with its parts (`loss_rl`, `loss_reg`); a part equal to the loss (SFT's
+    // `loss_sft`) would only hide it.
+    let total = t.columns.get("loss");
+    let losses: Vec<&String> = t
+        .columns
+        .iter()
+        .filter(|(k, v)| k.starts_with("loss") && (k.as_str() == "loss" || Some(*v) != total))
+        .map(|(k, _)| k)
+        .collect();
     let mut charts = Vec::new();
     if !losses.is_empty() {
         charts.push(line_chart(
             &format!("{}: loss", t.stage),
             "step",
             &series(t, &losses),
-        )?);
+        ));
     }
     for (key, title) in [
         ("lr", "learning rate"),
@@ -135,26 +143,33 @@ fn training_charts(t: &Training) -> Result<Vec<String>, ReportError> {
         ("tokens_per_s", "tokens/s"),
     ] {
         if let Some((name, _)) = t.columns.get_key_value(key) {
-            charts.push(line_chart(
-                &format!("{}: {title}", t.stage),
-                "step",
-                &series(t, &[name]),
-            )?);
+            let title = format!("{}: {title}", t.stage);
+            charts.push(line_chart(&title, "step", &series(t, &[name])));
         }
     }
-    Ok(charts)
+    charts.into_iter().map(chart_or_note).collect()
 }
 
-fn training(h: &mut String, trainings: &[Training]) -> Result<(), ReportError> {
+fn training(h: &mut String, trainings: &[Training]) {
     h.push_str("<h2 id=\"training\">Training curves</h2>\n");
     if trainings.is_empty() {
-        h.push_str("<p class=\"note\">No training stage finished in this run.</p>\n");
+        h.push_str("<p class=\"note\">No training stage has metrics in this run.</p>\n");
     }
     for t in trainings {
         let last = |k: &str| t.columns.get(k).and_then(|c| c.last().copied());
+        let state = if t.state == "done" {
+            String::new()
+        } else {
+            format!(" · <b>{}</b> (the steps it logged)", t.state)
+        };
+        let unreadable = if t.unreadable > 0 {
+            format!(" · {} unreadable line(s) skipped", t.unreadable)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             h,
-            "<h3 id=\"training-{id}\">{stage}</h3>\n<p class=\"meta\">{n} steps · final loss {loss} · \
+            "<h3 id=\"training-{id}\">{stage}</h3>\n<p class=\"meta\">{n} steps · last loss {loss}{state}{unreadable} · \
              data: <a href=\"{path}\">{path}</a></p>\n<div class=\"charts\">",
             id = escape(&t.stage),
             stage = escape(&t.stage),
@@ -162,13 +177,12 @@ fn training(h: &mut String, trainings: &[Training]) -> Result<(), ReportError> {
             loss = last("loss").map_or("-".into(), |l| format!("{l:.4}")),
             path = escape(&t.metrics.display().to_string()),
         );
-        for svg in training_charts(t)? {
-            h.push_str(&svg);
+        for chart in training_charts(t) {
+            h.push_str(&chart);
             h.push('\n');
         }
         h.push_str("</div>\n");
     }
-    Ok(())
 }
 
 /// Edit distances binned for the histogram: about ten bins from 0 to the largest.
@@ -201,23 +215,26 @@ fn distance_bins(e: &EditComparison) -> (Vec<String>, Vec<f64>, Vec<f64>) {
     (labels, count(&e.teacher_distances), count(&e.grm_distances))
 }
 
-fn edits(h: &mut String, e: Option<&EditComparison>) -> Result<(), ReportError> {
+fn edits(h: &mut String, e: Option<&EditComparison>) {
     h.push_str("<h2 id=\"grm-vs-teacher\">The GRM beside the teacher</h2>\n");
     let Some(e) = e else {
         h.push_str(
             "<p class=\"note\">This run has no <code>teacher_edits</code> and \
              <code>grm_edits</code> stages to compare.</p>\n",
         );
-        return Ok(());
+        return;
     };
-    let median = |d: &[usize]| EditComparison::median(d).map_or("-".into(), |m| format!("{m}"));
+    let median = EditComparison::median_text;
     let _ = writeln!(
         h,
         "<table>\n<tr><th></th><th class=\"num\">teacher</th><th class=\"num\">GRM</th></tr>\n\
+         <tr id=\"edits-records\"><td>records judged</td><td class=\"num\">{tr}</td><td class=\"num\">{gr}</td></tr>\n\
          <tr id=\"edits-fixed\"><td>wrong predictions turned into a correct fix</td><td class=\"num\">{tf}</td><td class=\"num\">{gf}</td></tr>\n\
          <tr id=\"edits-distance\"><td>median edit distance of a fix ({unit})</td><td class=\"num\">{tm}</td><td class=\"num\">{gm}</td></tr>\n\
          {arith}</table>\n<p id=\"edits-same\">Same first wrong step as the teacher: <b>{same}</b> of <b>{cmp}</b> \
          teacher-fixed predictions ({share}).</p>",
+        tr = e.teacher_records,
+        gr = e.grm_records,
         tf = e.teacher_fixed,
         gf = e.grm_fixed,
         unit = e.unit,
@@ -235,12 +252,12 @@ fn edits(h: &mut String, e: Option<&EditComparison>) -> Result<(), ReportError> 
     );
     if !e.teacher_distances.is_empty() || !e.grm_distances.is_empty() {
         let (labels, teacher, grm) = distance_bins(e);
-        h.push_str(&bar_chart(
+        h.push_str(&chart_or_note(bar_chart(
             "edit distance of correct fixes",
             &format!("{} changed", e.unit),
             &labels,
             &[("teacher", teacher), ("GRM", grm)],
-        )?);
+        )));
         h.push('\n');
     }
     h.push_str(
@@ -248,7 +265,6 @@ fn edits(h: &mut String, e: Option<&EditComparison>) -> Result<(), ReportError> 
          per GRM record), <code>stages/teacher_edits.json</code>, \
          <code>stages/grm_edits.json</code>.</p>\n",
     );
-    Ok(())
 }
 
 /// A token's background: red for a negative reward, green for a positive one, stronger
@@ -309,10 +325,10 @@ fn sample(h: &mut String, s: &Sample) {
     let _ = writeln!(
         h,
         "<div class=\"sample\" data-index=\"{i}\" data-fixed=\"{f}\">\n\
-         <div class=\"label\">#{i} · {kind} · problem</div><div class=\"text\">{q}</div>\n\
+         <div class=\"label\">#{i} · {kind} · problem</div><div class=\"text problem\">{q}</div>\n\
          <div class=\"label\">prediction, tokens coloured by reward</div><div class=\"text prediction\">{p}</div>\n\
          <div class=\"label\">{fix_label}</div><div class=\"text fix\">{fix}</div>\n\
-         <div class=\"label\">gold solution</div><div class=\"text\">{gold}</div>\n</div>",
+         <div class=\"label\">gold solution</div><div class=\"text gold\">{gold}</div>\n</div>",
         i = s.index,
         f = s.fixed,
         kind = if s.fixed {
@@ -404,6 +420,72 @@ mod tests {
             escape("a<b & \"c\" 'd'>"),
             "a&lt;b &amp; &quot;c&quot; &#39;d&#39;&gt;"
         );
+    }
+
+    /// A report of hostile text and broken metrics is still one well-formed page.
+    #[test]
+    fn odd_data_still_makes_a_well_formed_page() {
+        use super::super::collect::{Evaluation, StageRow};
+        use super::super::tokens::Samples;
+        let nasty = "a <b> & \"c\" 'd' \u{7} ]]> --";
+        let token = |text: &str, value: f64| Token {
+            text: text.into(),
+            value,
+            ref_logprob: Some(-1.0),
+        };
+        let report = Report {
+            title: nasty.into(),
+            dir: nasty.into(),
+            script: Some(nasty.into()),
+            config: vec![(nasty.into(), nasty.into())],
+            stages: vec![StageRow {
+                name: nasty.into(),
+                state: "interrupted".into(),
+                seconds: None,
+            }],
+            trainings: vec![Training {
+                stage: "policy".into(),
+                metrics: "policy/metrics.jsonl".into(),
+                steps: vec![1.0, 2.0],
+                columns: [("loss".to_string(), vec![f64::NAN, f64::NAN])].into(),
+                state: "interrupted",
+                unreadable: 1,
+                last_event: 0.0,
+            }],
+            evaluations: vec![Evaluation {
+                stage: nasty.into(),
+                n: 3,
+                correct: 1,
+                accuracy: 1.0 / 3.0,
+                low: 0.06,
+                high: 0.79,
+            }],
+            edits: None,
+            samples: Samples {
+                stage: Some("rewards".into()),
+                items: vec![Sample {
+                    index: 0,
+                    question: nasty.into(),
+                    solution: nasty.into(),
+                    fixed: true,
+                    prediction: vec![token(nasty, -0.1), token("⟨eos⟩", f64::NAN)],
+                    fix: vec![token(nasty, 1.0)],
+                }],
+                note: Some(nasty.into()),
+            },
+        };
+        let html = page(&report);
+        let options = roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        };
+        roxmltree::Document::parse_with_options(&html, options).expect("well-formed");
+        assert!(
+            html.contains("not drawn"),
+            "the all-NaN loss is a note, not a lost page"
+        );
+        assert!(html.contains("1 unreadable line(s) skipped"));
+        assert!(html.contains("<b>interrupted</b>"));
     }
 
     #[test]

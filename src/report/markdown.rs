@@ -3,13 +3,9 @@
 
 use std::fmt::Write;
 
-use super::Report;
 use super::edits::EditComparison;
+use super::{Report, pct};
 use crate::run_status::duration;
-
-fn pct(x: f64) -> String {
-    format!("{:.1}", x * 100.0)
-}
 
 pub(crate) fn summary(r: &Report) -> String {
     let mut m = String::new();
@@ -29,12 +25,11 @@ pub(crate) fn summary(r: &Report) -> String {
         for e in &r.evaluations {
             let _ = writeln!(
                 m,
-                "| {} ({}) | {} | [{}, {}] | {} | {} |",
+                "| {} ({}) | {} | {} | {} | {} |",
                 e.model(),
                 e.stage,
                 pct(e.accuracy),
-                pct(e.low),
-                pct(e.high),
+                e.ci_text(),
                 e.correct,
                 e.n
             );
@@ -43,7 +38,7 @@ pub(crate) fn summary(r: &Report) -> String {
     }
     m.push_str("\n## Training\n\n");
     if r.trainings.is_empty() {
-        m.push_str("No training stage finished.\n");
+        m.push_str("No training stage has metrics.\n");
     } else {
         m.push_str(
             "| stage | steps | first loss | final loss | metrics |\n|---|---:|---:|---:|---|\n",
@@ -53,17 +48,18 @@ pub(crate) fn summary(r: &Report) -> String {
             let at = |i: Option<&f64>| i.map_or("-".into(), |v| format!("{v:.4}"));
             let _ = writeln!(
                 m,
-                "| {} | {} | {} | {} | [{p}]({p}) |",
+                "| {} | {} | {} | {} | {} | [{p}]({p}) |",
                 t.stage,
                 t.steps.len(),
                 at(loss.and_then(|l| l.first())),
                 at(loss.and_then(|l| l.last())),
+                t.state,
                 p = t.metrics.display()
             );
         }
     }
     if let Some(e) = &r.edits {
-        let median = |d: &[usize]| EditComparison::median(d).map_or("-".into(), |v| v.to_string());
+        let median = EditComparison::median_text;
         let _ = writeln!(
             m,
             "\n## The GRM beside the teacher\n\n{}.\nMedian edit distance of a correct fix ({}): \

@@ -42,7 +42,7 @@ pub enum ReportError {
     },
     #[error(transparent)]
     File(#[from] FileError),
-    #[error("chart {title}: {message}")]
+    #[error("chart \"{title}\" not drawn: {message}")]
     Chart { title: String, message: String },
 }
 
@@ -56,7 +56,7 @@ pub struct Written {
 /// Write the report of the run in `dir` (its files are listed in the module docs).
 pub fn write(dir: &Path) -> Result<Written, ReportError> {
     let run = collect::RunData::read(dir)?;
-    let report = Report::build(&run)?;
+    let report = Report::build(&run);
     let data = dir.join("report");
     for (name, rows) in report.data_files() {
         files::write_jsonl(&data.join(name), &rows)?;
@@ -66,15 +66,16 @@ pub fn write(dir: &Path) -> Result<Written, ReportError> {
         html: dir.join("report.html"),
         markdown: dir.join("report.md"),
     };
-    write_text(&written.html, &html::page(&report)?)?;
+    write_text(&written.html, &html::page(&report))?;
     write_text(&written.markdown, &markdown::summary(&report))?;
     Ok(written)
 }
 
 /// Everything the HTML and markdown views show, computed once.
 pub(crate) struct Report {
-    /// The run directory's name.
+    /// The run directory's name, and its path as given.
     pub title: String,
+    pub dir: String,
     pub script: Option<String>,
     /// Every config knob as `dotted.key = JSON value`.
     pub config: Vec<(String, String)>,
@@ -86,17 +87,19 @@ pub(crate) struct Report {
 }
 
 impl Report {
-    fn build(run: &collect::RunData) -> Result<Self, ReportError> {
-        Ok(Self {
+    fn build(run: &collect::RunData) -> Self {
+        let tokenizer = run.tokenizer();
+        Self {
             title: run.name(),
+            dir: run.dir.display().to_string(),
             script: run.script.clone(),
             config: run.config.as_ref().map(flatten).unwrap_or_default(),
             stages: run.stage_rows(),
-            trainings: run.trainings()?,
+            trainings: run.trainings(),
             evaluations: run.evaluations(),
-            edits: run.edit_comparison(),
-            samples: tokens::Samples::pick(run),
-        })
+            edits: run.edit_comparison(tokenizer.as_ref()),
+            samples: tokens::Samples::pick(run, tokenizer.as_ref()),
+        }
     }
 
     /// The JSONL files under `report/` (name, rows) behind the figures that have no file
@@ -112,6 +115,11 @@ impl Report {
         files.push(("tokens.jsonl", self.samples.to_json()));
         files
     }
+}
+
+/// `0.4321` as `43.2`.
+pub(crate) fn pct(x: f64) -> String {
+    format!("{:.1}", x * 100.0)
 }
 
 /// `{"a": {"b": 1}}` as `[("a.b", "1")]`, keys in order.

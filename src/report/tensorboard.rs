@@ -19,10 +19,7 @@ pub(crate) fn write(run: &Path, trainings: &[Training]) -> Result<(), ReportErro
         }
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         // TensorBoard reads any file whose name contains `tfevents`.
-        let path = dir.join(format!(
-            "events.out.tfevents.{}.rlmec",
-            t.finished_at as u64
-        ));
+        let path = dir.join(format!("events.out.tfevents.{}.rlmec", t.last_event as u64));
         let file = std::fs::File::create(&path).map_err(io(&path))?;
         let mut out = BufWriter::new(file);
         {

@@ -43,7 +43,7 @@ pub(crate) struct Samples {
 impl Samples {
     /// Up to [`FIXED_SHOWN`] fixed and [`CORRECT_SHOWN`] correct records, evenly spread
     /// over the rewards stage's result so the choice is the same on every report.
-    pub fn pick(run: &RunData) -> Self {
+    pub fn pick(run: &RunData, tokenizer: Option<&TextTokenizer>) -> Self {
         let none = |note: &str| Samples {
             stage: None,
             items: Vec::new(),
@@ -52,7 +52,7 @@ impl Samples {
         let Some((stage, records)) = run.reward_records() else {
             return none("no stage of this run made token rewards (RLMEC step 6)");
         };
-        let Some(tokenizer) = run.tokenizer() else {
+        let Some(tokenizer) = tokenizer else {
             return none("the run's tokenizer was not found (no tokenizer.json in its models)");
         };
         let gold = run.gold_by_prediction();
@@ -67,7 +67,7 @@ impl Samples {
                 let r = &records[i];
                 let output = r["output"].as_str().unwrap_or("");
                 let (question, solution) = gold.get(output).copied().unwrap_or(("", ""));
-                match sample(&tokenizer, r, i, want_fixed, question, solution) {
+                match sample(tokenizer, r, i, want_fixed, question, solution) {
                     Some(s) => items.push(s),
                     None => mismatched += 1,
                 }
@@ -75,8 +75,8 @@ impl Samples {
         }
         let note = (mismatched > 0).then(|| {
             format!(
-                "{mismatched} record(s) not shown: their token count differs from the run's \
-                 tokenizer's (another tokenizer made them)"
+                "{mismatched} record(s) not shown: their per-token arrays (reward, ref_prob, \
+                 weight_regular) do not match their text under the run's tokenizer"
             )
         });
         Samples {
@@ -127,15 +127,19 @@ fn sample(
     question: &str,
     solution: &str,
 ) -> Option<Sample> {
+    // JSON has no NaN: serde writes it as null, which stays a (NaN) position here.
     let numbers = |key: &str| -> Vec<f64> {
         r[key]
             .as_array()
-            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .map(|a| a.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect())
             .unwrap_or_default()
     };
     let rewards = numbers("reward");
     let ref_logprobs = numbers("ref_prob");
     let weights = numbers("weight_regular");
+    if ref_logprobs.len() != rewards.len() {
+        return None;
+    }
     let prediction = token_texts(tokenizer, r["output"].as_str()?, rewards.len())?
         .into_iter()
         .zip(rewards.iter().zip(&ref_logprobs))

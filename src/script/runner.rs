@@ -49,19 +49,20 @@ pub fn run_script(
     ast.set_source(name.as_str());
 
     tracing::debug!(script = %name, "running");
-    let outcome =
-        catch_native_panics(|| engine.run_ast(&ast)).map_err(|message| RunError::Panic {
-            script: name.clone(),
-            message,
-        })?;
+    let outcome = catch_native_panics(|| engine.run_ast(&ast));
     // The report is written whether the script finished or failed: a failed run is the
     // one most worth looking at. It never turns a run's outcome into an error.
     if let Some(run) = ctx.opened_run_dir() {
-        match crate::report::write(run.path()) {
-            Ok(w) => tracing::info!("report: {}", w.html.display()),
-            Err(e) => tracing::warn!("the run's report could not be written: {e}"),
+        match catch_native_panics(|| crate::report::write(run.path())) {
+            Ok(Ok(w)) => tracing::info!("report: {}", w.html.display()),
+            Ok(Err(e)) => tracing::warn!("the run's report could not be written: {e}"),
+            Err(panic) => tracing::warn!("the run's report could not be written: {panic}"),
         }
     }
+    let outcome = outcome.map_err(|message| RunError::Panic {
+        script: name.clone(),
+        message,
+    })?;
     if let Some(unread) = ctx.unread_overrides() {
         let given: Vec<_> = unread.iter().map(|o| o.raw.as_str()).collect();
         tracing::warn!(

@@ -54,7 +54,7 @@ RUN ?= $(firstword $(shell ls -td runs/*/report.html runs/*/*/report.html 2>/dev
 report-screenshot: build
 	@test -n "$(RUN)" || { echo "no run to show: make report-screenshot RUN=runs/x"; exit 1; }
 	$(RLMEC) report $(patsubst %/report.html,%,$(RUN)) > /dev/null
-	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,6000 \
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1600,6000 \
 		--screenshot=$(abspath $(patsubst %/report.html,%,$(RUN)))/report.png \
 		file://$(abspath $(patsubst %/report.html,%,$(RUN)))/report.html
 

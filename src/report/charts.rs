@@ -5,7 +5,7 @@ use plotters::prelude::*;
 
 use super::ReportError;
 
-const SIZE: (u32, u32) = (380, 240);
+const SIZE: (u32, u32) = (350, 230);
 const COLOURS: [RGBColor; 5] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),

@@ -261,6 +261,18 @@ fn a_run_writes_a_report_whose_numbers_are_the_runs() {
         assert_eq!(shown("problem"), source["question"].as_str().unwrap());
         assert_eq!(shown("gold"), source["solution"].as_str().unwrap());
     }
+    let n_fixed = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["output"] != r["regular"])
+        .count();
+    let totals = text_of(with_attr(&doc, "id", "reward-totals")[0]);
+    let expected = format!(
+        "All {} records: {n_fixed} wrong and fixed",
+        records.as_array().unwrap().len()
+    );
+    assert!(totals.contains(&expected), "{totals}");
     let jsonl = std::fs::read_to_string(run.join("report/tokens.jsonl")).unwrap();
     assert_eq!(jsonl.lines().count(), samples.len());
 

@@ -366,6 +366,22 @@ fn tokens(h: &mut String, r: &Report) {
             escape(stage),
         );
     }
+    if let Some(t) = &s.totals {
+        let _ = writeln!(
+            h,
+            "<p id=\"reward-totals\">All {n} records: {f} wrong and fixed, {c} correct. \
+             Tokens blamed per fixed prediction: <b>{b:.2}</b>. Reward mass: blame {neg:.1}, \
+             credit {pos:.1} — the blame is <b>{share}%</b> of it (RLMEC clips a wrong \
+             prediction's rewards to [−0.1, 0] and a correct one's to [0, 0.5]).</p>",
+            n = t.fixed + t.correct,
+            f = t.fixed,
+            c = t.correct,
+            b = t.blamed_per_fixed,
+            neg = t.negative_mass,
+            pos = t.positive_mass,
+            share = pct(t.negative_share()),
+        );
+    }
     if let Some(note) = &s.note {
         let _ = writeln!(h, "<p class=\"note\">{}</p>", escape(note));
     }
@@ -472,6 +488,7 @@ mod tests {
                     fix: vec![token(nasty, 1.0)],
                 }],
                 note: Some(nasty.into()),
+                totals: None,
             },
         };
         let html = page(&report);

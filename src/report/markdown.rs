@@ -84,6 +84,20 @@ pub(crate) fn summary(r: &Report) -> String {
              report.html ([report/tokens.jsonl](report/tokens.jsonl)).",
             r.samples.items.len()
         );
+        if let Some(t) = &r.samples.totals {
+            let _ = writeln!(
+                m,
+                "All {} records: {} fixed, {} correct; {:.2} tokens blamed per fixed prediction; \
+                 reward mass: blame {:.1}, credit {:.1} (blame {}% of it).",
+                t.fixed + t.correct,
+                t.fixed,
+                t.correct,
+                t.blamed_per_fixed,
+                t.negative_mass,
+                t.positive_mass,
+                pct(t.negative_share())
+            );
+        }
     }
     m.push_str("\n## Stages\n\n| stage | state | time |\n|---|---|---:|\n");
     for s in &r.stages {

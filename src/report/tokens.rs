@@ -38,6 +38,65 @@ pub(crate) struct Samples {
     pub stage: Option<String>,
     pub items: Vec<Sample>,
     pub note: Option<String>,
+    /// Over all of the stage's records, not only those shown.
+    pub totals: Option<RewardTotals>,
+}
+
+/// Where the reward mass of step 6 lies: how much blame the wrong predictions carry against
+/// the credit of the correct ones (the clip ranges make them asymmetric).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RewardTotals {
+    pub fixed: usize,
+    pub correct: usize,
+    /// Σ −r over negative rewards, and Σ r over positive ones.
+    pub negative_mass: f64,
+    pub positive_mass: f64,
+    /// Tokens with a negative reward, per fixed prediction.
+    pub blamed_per_fixed: f64,
+}
+
+impl RewardTotals {
+    pub fn of(records: &[Value]) -> Self {
+        let (mut fixed, mut correct, mut blamed) = (0, 0, 0);
+        let (mut negative_mass, mut positive_mass) = (0.0, 0.0);
+        for r in records {
+            let rewards = r["reward"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let values = rewards.iter().filter_map(Value::as_f64);
+            if r["output"] != r["regular"] {
+                fixed += 1;
+                blamed += values.clone().filter(|&x| x < 0.0).count();
+            } else {
+                correct += 1;
+            }
+            for x in values {
+                if x < 0.0 {
+                    negative_mass -= x;
+                } else {
+                    positive_mass += x;
+                }
+            }
+        }
+        Self {
+            fixed,
+            correct,
+            negative_mass,
+            positive_mass,
+            blamed_per_fixed: blamed as f64 / fixed.max(1) as f64,
+        }
+    }
+
+    /// The negative share of all reward mass.
+    pub fn negative_share(&self) -> f64 {
+        let total = self.negative_mass + self.positive_mass;
+        if total > 0.0 {
+            self.negative_mass / total
+        } else {
+            0.0
+        }
+    }
 }
 
 impl Samples {
@@ -48,12 +107,18 @@ impl Samples {
             stage: None,
             items: Vec::new(),
             note: Some(note.into()),
+            totals: None,
         };
         let Some((stage, records)) = run.reward_records() else {
             return none("no stage of this run made token rewards (RLMEC step 6)");
         };
+        let totals = Some(RewardTotals::of(records));
         let Some(tokenizer) = tokenizer else {
-            return none("the run's tokenizer was not found (no tokenizer.json in its models)");
+            return Samples {
+                stage: Some(stage.to_string()),
+                totals,
+                ..none("the run's tokenizer was not found (no tokenizer.json in its models)")
+            };
         };
         let gold = run.gold_by_prediction();
         let is_fixed = |r: &Value| r["output"] != r["regular"];
@@ -83,6 +148,7 @@ impl Samples {
             stage: Some(stage.to_string()),
             items,
             note,
+            totals,
         }
     }
 
@@ -224,6 +290,20 @@ mod tests {
                 "a count mismatch is refused"
             );
         }
+    }
+
+    #[test]
+    fn reward_totals_split_blame_from_credit() {
+        let records = [
+            json!({"output": "a", "regular": "b", "reward": [0.0, -0.1, -0.05]}),
+            json!({"output": "c", "regular": "c", "reward": [0.5, 0.25, 0.0]}),
+        ];
+        let t = RewardTotals::of(&records);
+        assert_eq!((t.fixed, t.correct), (1, 1));
+        assert!((t.negative_mass - 0.15).abs() < 1e-12);
+        assert!((t.positive_mass - 0.75).abs() < 1e-12);
+        assert_eq!(t.blamed_per_fixed, 2.0);
+        assert!((t.negative_share() - 0.15 / 0.9).abs() < 1e-12);
     }
 
     #[test]

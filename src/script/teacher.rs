@@ -258,4 +258,19 @@ pub mod teacher_api {
         map.insert("line".into(), c.line().into());
         Ok(map)
     }
+
+    /// The first step of `text` (a solution of `problem`, one step per line) whose
+    /// arithmetic the `arith` teacher rejects — a result that is not `a op b`, an operand
+    /// from nowhere, an answer line disagreeing with the last result — or -1 when every
+    /// calculation checks out. A fix can reach the gold answer through a wrong calculation;
+    /// this tells them apart (`scripts/variants/verified_fixes.rhai`).
+    ///
+    /// ```rhai
+    /// let q = "Lena has 15 apples. Then she triples them. Then she doubles them.";
+    /// print(arith_first_wrong_step(q, "She has 15 * 3 = 55 apples.\nShe has 55 * 2 = 90 apples.\nThe answer is 90"));  // 0
+    /// print(arith_first_wrong_step(q, "She has 15 * 3 = 45 apples.\nShe has 45 * 2 = 90 apples.\nThe answer is 90"));  // -1
+    /// ```
+    pub fn arith_first_wrong_step(problem: &str, text: &str) -> i64 {
+        crate::teacher::arith::first_wrong_step(problem, text).map_or(-1, |k| k as i64)
+    }
 }

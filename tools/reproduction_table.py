@@ -26,19 +26,24 @@ def main(root: Path) -> None:
             sizes[key] = row["n"]
     if not cells:
         sys.exit(f"no */accuracy.json under {root}")
+    # Per-seed columns list every seed of the reproduction in order, `–` where a row lacks one.
+    all_seeds = sorted({s for by_seed in cells.values() for s in by_seed}, key=int)
     # Seeds differ a lot (each is another from-scratch policy), so each row is also compared
     # with the starting policy of the same seed: the paired difference, in points.
-    print("| model | task | accuracy (mean ± sd over seeds) | per seed | Δ vs start, per seed | mean Δ | n |")
+    print(f"| model | task | accuracy (mean ± sd over seeds) | per seed ({', '.join(all_seeds)}) | Δ vs start, per seed | mean Δ | n |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for (model, task), by_seed in sorted(cells.items(), key=lambda kv: (kv[0][1], kv[0][0] != "start", kv[0][0])):
-        seeds = sorted(by_seed)
+        seeds = sorted(by_seed, key=int)
         values = [by_seed[s] for s in seeds]
         mean = 100 * statistics.mean(values)
         sd = 100 * statistics.stdev(values) if len(values) > 1 else 0.0
-        each = ", ".join(f"{100 * v:.1f}" for v in values)
+        each = ", ".join(f"{100 * by_seed[s]:.1f}" if s in by_seed else "–" for s in all_seeds)
         start = cells.get(("start", task), {})
         deltas = [100 * (by_seed[s] - start[s]) for s in seeds if s in start]
-        delta_each = ", ".join(f"{d:+.1f}" for d in deltas) if model != "start" else ""
+        delta_each = ", ".join(
+            f"{100 * (by_seed[s] - start[s]):+.1f}" if s in by_seed and s in start else "–"
+            for s in all_seeds
+        ) if model != "start" else ""
         delta_mean = f"{statistics.mean(deltas):+.1f}" if deltas and model != "start" else ""
         print(f"| {model} | {task} | {mean:.1f} ± {sd:.1f} | {each} | {delta_each} | {delta_mean} | {sizes[(model, task)]} |")
 

@@ -209,10 +209,7 @@ fn report(runs: &[PathBuf], out: Option<PathBuf>) -> ExitCode {
     };
     match written {
         Ok(w) => {
-            print!(
-                "{}",
-                std::fs::read_to_string(&w.markdown).unwrap_or_default()
-            );
+            print!("{}", w.summary);
             eprintln!("wrote {} and {}", w.html.display(), w.markdown.display());
             ExitCode::SUCCESS
         }

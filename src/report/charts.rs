@@ -1,6 +1,7 @@
 //! The report's charts as SVG text (plotters' SVG backend; labels are `<text>` elements, so
 //! no font files are needed and the page stays self-contained).
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::ReportError;
@@ -15,6 +16,8 @@ const COLOURS: [RGBColor; 5] = [
 ];
 /// Longer curves are thinned to about this many points (every k-th step).
 const MAX_POINTS: usize = 1000;
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// One named line.
 pub(crate) struct Series<'a> {
@@ -70,49 +73,35 @@ pub(crate) fn line_chart(
     if x_lo > x_hi {
         return Err(err(&"no finite values to plot"));
     }
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 15))
-            .margin(8)
-            .x_label_area_size(32)
-            .y_label_area_size(58)
-            .build_cartesian_2d(padded(x_lo, x_hi), padded(y_lo, y_hi))
-            .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .x_labels(5)
-            .y_labels(6)
-            .x_label_formatter(&|v| format_tick(*v))
-            .y_label_formatter(&|v| format_tick(*v))
-            .light_line_style(RGBColor(238, 238, 238))
-            .draw()
-            .map_err(|e| err(&e))?;
-        for (i, (s, points)) in series.iter().zip(lines).enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
+    svg_chart(
+        title,
+        padded(x_lo, x_hi),
+        padded(y_lo, y_hi),
+        series.len() > 1,
+        |chart| {
             chart
-                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
-                .map_err(|e| err(&e))?
-                .label(s.name)
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2))
-                });
-        }
-        if series.len() > 1 {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(200, 200, 200))
+                .configure_mesh()
+                .x_desc(x_label)
+                .x_labels(5)
+                .y_labels(6)
+                .x_label_formatter(&|v| format_tick(*v))
+                .y_label_formatter(&|v| format_tick(*v))
+                .light_line_style(RGBColor(238, 238, 238))
                 .draw()
                 .map_err(|e| err(&e))?;
-        }
-        root.present().map_err(|e| err(&e))?;
-    }
-    Ok(svg)
+            for (i, (s, points)) in series.iter().zip(lines).enumerate() {
+                let colour = COLOURS[i % COLOURS.len()];
+                chart
+                    .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                    .map_err(|e| err(&e))?
+                    .label(s.name)
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2))
+                    });
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Grouped bars: one group per category, one bar per series.
@@ -127,27 +116,17 @@ pub(crate) fn bar_chart(
         .iter()
         .flat_map(|(_, v)| v.iter().copied())
         .fold(0.0f64, f64::max);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(&e))?;
-        let n = categories.len().max(1) as f64;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 15))
-            .margin(8)
-            .x_label_area_size(32)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0.0..n, 0.0..(top * 1.1).max(1.0))
-            .map_err(|e| err(&e))?;
-        let label = |x: &f64| {
-            let i = x.floor() as usize;
-            let centred = (x - x.floor() - 0.5).abs() < 1e-6;
-            categories
-                .get(i)
-                .filter(|_| centred)
-                .cloned()
-                .unwrap_or_default()
-        };
+    let n = categories.len().max(1) as f64;
+    let label = |x: &f64| {
+        let i = x.floor() as usize;
+        let centred = (x - x.floor() - 0.5).abs() < 1e-6;
+        categories
+            .get(i)
+            .filter(|_| centred)
+            .cloned()
+            .unwrap_or_default()
+    };
+    svg_chart(title, 0.0..n, 0.0..(top * 1.1).max(1.0), true, |chart| {
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -174,13 +153,41 @@ pub(crate) fn bar_chart(
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .draw()
+        Ok(())
+    })
+}
+
+/// The frame every chart shares — white ground, caption, axes over `x` × `y` — filled by
+/// `draw`, with the series legend when `legend`; the SVG text.
+fn svg_chart(
+    title: &str,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    legend: bool,
+    draw: impl FnOnce(&mut Chart) -> Result<(), ReportError>,
+) -> Result<String, ReportError> {
+    let err = chart_error(title);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 15))
+            .margin(8)
+            .x_label_area_size(32)
+            .y_label_area_size(58)
+            .build_cartesian_2d(x, y)
             .map_err(|e| err(&e))?;
+        draw(&mut chart)?;
+        if legend {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(RGBColor(200, 200, 200))
+                .draw()
+                .map_err(|e| err(&e))?;
+        }
         root.present().map_err(|e| err(&e))?;
     }
     Ok(svg)

@@ -138,38 +138,14 @@ impl RunData {
             let Some(path) = std::iter::once(own).chain(elsewhere).find(|p| p.is_file()) else {
                 continue;
             };
-            let Ok(text) = std::fs::read_to_string(&path) else {
+            let Some(Metrics {
+                steps,
+                columns,
+                unreadable,
+            }) = read_metrics(&path)
+            else {
                 continue;
             };
-            let mut steps = Vec::new();
-            let mut columns: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            let mut unreadable = 0;
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                // A line torn by a kill (or otherwise unreadable) is counted, not fatal.
-                let Ok(Value::Object(row)) = serde_json::from_str::<Value>(line) else {
-                    unreadable += 1;
-                    continue;
-                };
-                let i = steps.len();
-                steps.push(
-                    row.get("step")
-                        .and_then(Value::as_f64)
-                        .unwrap_or((i + 1) as f64),
-                );
-                for (key, value) in &row {
-                    if let (Some(v), true) = (value.as_f64(), key != "step") {
-                        let column = columns.entry(key.clone()).or_default();
-                        column.resize(i, f64::NAN);
-                        column.push(v);
-                    }
-                }
-            }
-            if steps.is_empty() {
-                continue;
-            }
-            for column in columns.values_mut() {
-                column.resize(steps.len(), f64::NAN);
-            }
             out.push(Training {
                 stage: name.clone(),
                 state: state.label(),
@@ -263,20 +239,49 @@ impl RunData {
         }
         let policy = self.config.as_ref().and_then(|c| c["policy"].as_str());
         candidates.extend(policy.map(PathBuf::from));
-        candidates.iter().find_map(|p| load_tokenizer(p))
+        candidates
+            .iter()
+            .find_map(|p| TextTokenizer::of_model(p).ok())
     }
 }
 
-/// The tokenizer of a model folder or GGUF file, if it has one.
-fn load_tokenizer(path: &Path) -> Option<TextTokenizer> {
-    let json = path.join("tokenizer.json");
-    if json.is_file() {
-        return TextTokenizer::from_file(&json).ok();
+/// What [`read_metrics`] finds (the fields of [`Training`] of the same names).
+struct Metrics {
+    steps: Vec<f64>,
+    columns: BTreeMap<String, Vec<f64>>,
+    unreadable: usize,
+}
+
+/// A `metrics.jsonl` as steps and numeric columns (NaN where a step did not log a column),
+/// with the count of lines that could not be read (a line torn by a kill is not fatal);
+/// `None` when the file cannot be read or holds no step.
+fn read_metrics(path: &Path) -> Option<Metrics> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut steps = Vec::new();
+    let mut columns: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut unreadable = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(Value::Object(row)) = serde_json::from_str::<Value>(line) else {
+            unreadable += 1;
+            continue;
+        };
+        let i = steps.len();
+        let step = row.get("step").and_then(Value::as_f64);
+        steps.push(step.unwrap_or((i + 1) as f64));
+        for (key, value) in row.iter().filter(|(k, _)| *k != "step") {
+            if let Some(v) = value.as_f64() {
+                let column = columns.entry(key.clone()).or_default();
+                column.resize(i, f64::NAN);
+                column.push(v);
+            }
+        }
     }
-    if path.extension().is_some_and(|e| e == "gguf") && path.is_file() {
-        let file = crate::model::gguf::GgufFile::open(path).ok()?;
-        let gguf = crate::tokenize::gguf::GgufTokenizer::from_gguf(&file).ok()?;
-        return Some(TextTokenizer::new(gguf.tokenizer));
+    for column in columns.values_mut() {
+        column.resize(steps.len(), f64::NAN);
     }
-    None
+    (!steps.is_empty()).then_some(Metrics {
+        steps,
+        columns,
+        unreadable,
+    })
 }

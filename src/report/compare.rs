@@ -147,9 +147,10 @@ pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<Written, ReportError> {
     let written = Written {
         html: out.join(format!("{stem}.html")),
         markdown: out.join(format!("{stem}.md")),
+        summary: md,
     };
     write_text(&written.html, &html)?;
-    write_text(&written.markdown, &md)?;
+    write_text(&written.markdown, &written.summary)?;
     Ok(written)
 }
 

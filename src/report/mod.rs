@@ -51,6 +51,8 @@ pub enum ReportError {
 pub struct Written {
     pub html: PathBuf,
     pub markdown: PathBuf,
+    /// The markdown's text (`rlmec report` prints it).
+    pub summary: String,
 }
 
 /// Write the report of the run in `dir` (its files are listed in the module docs).
@@ -58,16 +60,20 @@ pub fn write(dir: &Path) -> Result<Written, ReportError> {
     let run = collect::RunData::read(dir)?;
     let report = Report::build(&run);
     let data = dir.join("report");
-    for (name, rows) in report.data_files() {
-        files::write_jsonl(&data.join(name), &rows)?;
+    let accuracy: Vec<Value> = report.evaluations.iter().map(|e| e.to_json()).collect();
+    files::write_jsonl(&data.join("accuracy.jsonl"), &accuracy)?;
+    if let Some(e) = &report.edits {
+        files::write_jsonl(&data.join("edits.jsonl"), &e.rows)?;
     }
+    files::write_jsonl(&data.join("tokens.jsonl"), &report.samples.to_json())?;
     tensorboard::write(dir, &report.trainings)?;
     let written = Written {
         html: dir.join("report.html"),
         markdown: dir.join("report.md"),
+        summary: markdown::summary(&report),
     };
     write_text(&written.html, &html::page(&report))?;
-    write_text(&written.markdown, &markdown::summary(&report))?;
+    write_text(&written.markdown, &written.summary)?;
     Ok(written)
 }
 
@@ -100,20 +106,6 @@ impl Report {
             edits: run.edit_comparison(tokenizer.as_ref()),
             samples: tokens::Samples::pick(run, tokenizer.as_ref()),
         }
-    }
-
-    /// The JSONL files under `report/` (name, rows) behind the figures that have no file
-    /// of their own (training curves link to their stage's `metrics.jsonl`).
-    fn data_files(&self) -> Vec<(&'static str, Vec<Value>)> {
-        let mut files = vec![(
-            "accuracy.jsonl",
-            self.evaluations.iter().map(|e| e.to_json()).collect(),
-        )];
-        if let Some(e) = &self.edits {
-            files.push(("edits.jsonl", e.rows.clone()));
-        }
-        files.push(("tokens.jsonl", self.samples.to_json()));
-        files
     }
 }
 

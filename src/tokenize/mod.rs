@@ -47,6 +47,20 @@ impl TextTokenizer {
             })
     }
 
+    /// The tokenizer of a model: a folder's `tokenizer.json`, or one rebuilt from a GGUF
+    /// file's vocabulary.
+    pub fn of_model(path: &Path) -> Result<Self, TokenizeError> {
+        if path.extension().is_some_and(|e| e == "gguf") && path.is_file() {
+            let file =
+                crate::model::gguf::GgufFile::open(path).map_err(|e| TokenizeError::Load {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+            return Ok(Self::new(gguf::GgufTokenizer::from_gguf(&file)?.tokenizer));
+        }
+        Self::from_file(&path.join("tokenizer.json"))
+    }
+
     /// Ids of `text`, no special tokens added.
     pub fn encode(&self, text: &str) -> Result<Vec<i64>, TokenizeError> {
         let enc = self

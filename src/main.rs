@@ -20,6 +20,7 @@ scripts/; change an experiment by editing or overriding a script, never by recom
   rlmec scripts/qa_full.rhai --set n_train=200      override a knob of the script's config
   rlmec scripts/qa_full.rhai --device cuda          the same on a GPU (a `make setup TORCH=cuda` build)
   rlmec scripts/qa_full.rhai --out runs/x           run in runs/x; if it exists, resume it
+  rlmec scripts/variants/sft.rhai --reuse runs/x    take runs/x's stages that have the same inputs
   rlmec runs                                        the runs under runs/ and their stages
   rlmec status runs/x                               one run's stages: done, running, interrupted
   rlmec report runs/x                               runs/x/report.html: curves, accuracy, token rewards
@@ -104,6 +105,11 @@ struct RunArgs {
     /// existing run resumes it: finished stages are reused, interrupted ones resume.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Take the finished stages of run OTHER whose inputs are the same instead of running
+    /// them again (repeatable; the first run that has a stage wins). An ablation that
+    /// changes only step 7 reruns step 7 alone. OTHER's files must stay where they are.
+    #[arg(long, value_name = "OTHER")]
+    reuse: Vec<PathBuf>,
     /// Seed for everything random (same as --set seed=...).
     #[arg(long)]
     seed: Option<i64>,
@@ -185,7 +191,15 @@ fn run(args: RunArgs) -> ExitCode {
             .unwrap_or_else(|| rlmec::run_dir::default_dir(&script)),
         script: script.clone(),
         args: std::env::args().collect(),
+        reuse: args.reuse.clone(),
     };
+    // A mistyped --reuse fails now, not after the script's first minutes.
+    for other in &args.reuse {
+        if let Err(e) = rlmec::run_dir::RunDir::existing(other) {
+            eprintln!("error: --reuse {}: {e}", other.display());
+            return ExitCode::FAILURE;
+        }
+    }
     match runner::run_script(&script, args.overrides(), Some(target)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -6,6 +6,7 @@
 //! DIR/config.json              the resolved config (defaults + --set), as the script used it
 //! DIR/log.txt                  every log line and print of every invocation, appended
 //! DIR/stages/NAME.json         a finished stage: fingerprint of its inputs, seconds, result
+//!                              (and `reused_from`, when another run had finished it)
 //! DIR/stages/NAME.running      a stage under way (pid, fingerprint); left behind if killed
 //! DIR/NAME/                    the stage's own files (models, checkpoints, metrics)
 //! ```
@@ -14,6 +15,11 @@
 //! removed after that, so a killed process never leaves a stage looking finished. A rerun of
 //! an interrupted stage with the same fingerprint keeps `DIR/NAME/` (training resumes from
 //! its checkpoints); any other (re)run of a stage starts from an empty `DIR/NAME/`.
+//!
+//! A run may *reuse* others (`--reuse OTHER`): a stage that finished there with the same
+//! fingerprint is not run again but recorded here as reused, its result (which names the
+//! other run's files, e.g. a trained GRM) taken as it is. An ablation that changes only the
+//! RL loss thus reruns step 7 alone. The other run's files must stay where they are.
 
 use std::path::{Path, PathBuf};
 
@@ -132,6 +138,8 @@ pub struct Finished {
     pub seconds: f64,
     pub finished_at: f64,
     pub result: Value,
+    /// The run whose stage this is, when this run reused it.
+    pub reused_from: Option<String>,
 }
 
 /// A stage's state as `rlmec status` shows it.
@@ -140,6 +148,8 @@ pub enum StageState {
     Done {
         seconds: f64,
         finished_at: f64,
+        /// The run that computed it, when this run reused it (`seconds` are that run's).
+        reused_from: Option<String>,
     },
     Running {
         pid: u32,
@@ -152,9 +162,13 @@ pub enum StageState {
 }
 
 impl StageState {
-    /// `done`, `running` or `interrupted`.
+    /// `done`, `reused`, `running` or `interrupted`.
     pub fn label(&self) -> &'static str {
         match self {
+            StageState::Done {
+                reused_from: Some(_),
+                ..
+            } => "reused",
             StageState::Done { .. } => "done",
             StageState::Running { .. } => "running",
             StageState::Interrupted { .. } => "interrupted",
@@ -173,6 +187,8 @@ impl StageState {
 #[derive(Debug, Clone)]
 pub struct RunDir {
     dir: PathBuf,
+    /// Runs whose finished stages this one takes instead of recomputing them.
+    reuses: Vec<RunDir>,
 }
 
 impl RunDir {
@@ -180,7 +196,20 @@ impl RunDir {
     pub fn create(dir: &Path) -> Result<Self, RunDirError> {
         let stages = dir.join("stages");
         std::fs::create_dir_all(&stages).map_err(io(&stages))?;
-        Ok(Self { dir: dir.into() })
+        Ok(Self {
+            dir: dir.into(),
+            reuses: Vec::new(),
+        })
+    }
+
+    /// This run, taking finished stages from `others` (each an existing run directory) when
+    /// their inputs are the same; the first run that has one wins.
+    pub fn reusing(mut self, others: &[PathBuf]) -> Result<Self, RunDirError> {
+        self.reuses = others
+            .iter()
+            .map(|dir| RunDir::existing(dir))
+            .collect::<Result<_, _>>()?;
+        Ok(self)
     }
 
     /// Open an existing run directory without writing anything.
@@ -188,7 +217,10 @@ impl RunDir {
         if !dir.join("stages").is_dir() {
             return Err(RunDirError::NotARun(dir.into()));
         }
-        Ok(Self { dir: dir.into() })
+        Ok(Self {
+            dir: dir.into(),
+            reuses: Vec::new(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -253,7 +285,50 @@ impl RunDir {
             seconds: saved["seconds"].as_f64().unwrap_or(0.0),
             finished_at: saved["finished_at"].as_f64().unwrap_or(0.0),
             result: saved["result"].clone(),
+            reused_from: saved["reused_from"].as_str().map(String::from),
         }))
+    }
+
+    /// Stage `name` as finished with inputs `fingerprint` in one of the runs this one reuses
+    /// ([`RunDir::reusing`]): the run (where it was computed, if it had reused it in turn)
+    /// and the stage.
+    pub fn reusable(
+        &self,
+        name: &str,
+        fingerprint: &str,
+    ) -> Result<Option<(String, Finished)>, RunDirError> {
+        for other in &self.reuses {
+            if let Some(done) = other.finished(name)?
+                && done.fingerprint == fingerprint
+            {
+                let origin = done
+                    .reused_from
+                    .clone()
+                    .unwrap_or_else(|| other.dir.display().to_string());
+                return Ok(Some((origin, done)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Record another run's finished stage as this run's, reused from `origin`: its result
+    /// is written here (atomically), a marker or folder of an earlier attempt here removed.
+    pub fn adopt(&self, name: &str, origin: &str, done: &Finished) -> Result<(), RunDirError> {
+        files::write_json(
+            &self.result_file(name),
+            &json!({"fingerprint": done.fingerprint, "input_parts": done.parts,
+                    "seconds": done.seconds, "finished_at": done.finished_at,
+                    "reused_from": origin, "result": done.result}),
+        )?;
+        let work = self.work_dir(name);
+        if work.exists() {
+            std::fs::remove_dir_all(&work).map_err(io(&work))?;
+        }
+        let marker = self.marker_file(name);
+        if marker.is_file() {
+            std::fs::remove_file(&marker).map_err(io(&marker))?;
+        }
+        Ok(())
     }
 
     /// The result of a finished stage, or an error naming it and the stages that did finish.
@@ -345,6 +420,7 @@ impl RunDir {
                     StageState::Done {
                         seconds: f.seconds,
                         finished_at: f.finished_at,
+                        reused_from: f.reused_from,
                     }
                 }
                 Some("running") => {
@@ -365,6 +441,7 @@ impl RunDir {
             StageState::Done {
                 seconds,
                 finished_at,
+                ..
             } => finished_at - seconds,
             StageState::Running { since, .. } | StageState::Interrupted { since } => *since,
         };

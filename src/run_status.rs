@@ -12,21 +12,25 @@ fn stage_lines(run: &RunDir, out: &mut String) -> Result<(), RunDirError> {
         out.push_str("  (no stage started yet)\n");
     }
     for (name, state) in stages {
-        let detail = match state {
+        let detail = match &state {
             StageState::Done {
                 seconds,
                 finished_at,
-            } => format!(
-                "{:>8}   finished {} UTC",
-                duration(seconds),
-                format_time(finished_at)
-            ),
+                reused_from,
+            } => match reused_from {
+                Some(origin) => format!("{:>8}   in {origin}", duration(*seconds)),
+                None => format!(
+                    "{:>8}   finished {} UTC",
+                    duration(*seconds),
+                    format_time(*finished_at)
+                ),
+            },
             StageState::Running { pid, since } => {
-                format!("pid {pid}   since {} UTC", format_time(since))
+                format!("pid {pid}   since {} UTC", format_time(*since))
             }
             StageState::Interrupted { since } => format!(
                 "started {} UTC; a rerun with --out {} resumes it",
-                format_time(since),
+                format_time(*since),
                 run.path().display()
             ),
         };
@@ -59,7 +63,19 @@ pub fn list(parent: &Path) -> Result<String, RunDirError> {
         let done = count(|s| matches!(s, StageState::Done { .. }));
         let running = count(|s| matches!(s, StageState::Running { .. }));
         let interrupted = count(|s| matches!(s, StageState::Interrupted { .. }));
+        let reused = count(|s| {
+            matches!(
+                s,
+                StageState::Done {
+                    reused_from: Some(_),
+                    ..
+                }
+            )
+        });
         let mut state = format!("{done} done");
+        if reused > 0 {
+            let _ = write!(state, " ({reused} reused)");
+        }
         if running > 0 {
             let _ = write!(state, ", {running} running");
         }

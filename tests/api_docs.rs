@@ -67,6 +67,7 @@ fn every_example_runs() {
         dir: runs.path().join("doc-run"),
         script: "doc.rhai".into(),
         args: vec![],
+        reuse: vec![],
     };
     let engine = build_engine(ScriptContext::with_run(vec![], target));
     let mut ran = 0;

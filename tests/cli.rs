@@ -626,3 +626,84 @@ run.result("cubes");
     let listing = rlmec(&["runs", dir.path().to_str().unwrap()]);
     assert!(stdout(&listing).contains("1 done"), "{}", stdout(&listing));
 }
+
+#[test]
+fn a_run_reuses_another_runs_stages_with_the_same_inputs_and_reruns_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["tests/scripts/stages.rhai", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = Command::new(env!("CARGO_BIN_EXE_rlmec"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("RLMEC_TORCH_THREADS", "1")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    let base = dir.path().join("base");
+    go(&base, &[]);
+    // The λ = 0 ablation: only step 7 and the evaluation of its policy depend on λ.
+    let ablation = ["--set", "rl.reg_weight=0.0"];
+    let reusing = dir.path().join("reusing");
+    let o = go(
+        &reusing,
+        &[&ablation[..], &["--reuse", base.to_str().unwrap()]].concat(),
+    );
+    let log = stderr(&o);
+    for stage in [
+        "samples",
+        "teacher_edits",
+        "grm_data",
+        "grm",
+        "grm_edits",
+        "rewards",
+    ] {
+        assert!(
+            log.contains(&format!("stage `{stage}`: finished in {}", base.display())),
+            "{stage} not reused: {log}"
+        );
+        let saved: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(reusing.join("stages").join(format!("{stage}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(saved["reused_from"], base.to_str().unwrap());
+    }
+    for stage in ["policy", "eval_rlmec"] {
+        assert!(log.contains(&format!("stage `{stage}`: started")), "{log}");
+    }
+    assert!(
+        !reusing.join("grm").exists(),
+        "a reused model is not copied"
+    );
+    let status = stdout(&rlmec(&["status", reusing.to_str().unwrap()]));
+    assert!(
+        status.contains(&format!("{:<24} reused", "grm")) && status.contains("policy "),
+        "{status}"
+    );
+
+    // The same ablation computed from nothing: the same policy, bit for bit.
+    let alone = dir.path().join("alone");
+    go(&alone, &ablation);
+    let weights = |run: &Path| std::fs::read(run.join("policy").join("model.safetensors")).unwrap();
+    assert!(weights(&reusing) == weights(&alone));
+    let eval = |run: &Path| {
+        let v: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(run.join("stages").join("eval_rlmec.json")).unwrap(),
+        )
+        .unwrap();
+        v["result"]["accuracy"].clone()
+    };
+    assert_eq!(eval(&reusing), eval(&alone));
+
+    // A mistyped --reuse is named before anything runs.
+    let o = rlmec(&["tests/scripts/stages.rhai", "--reuse", "runs/no-such-run"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--reuse runs/no-such-run: runs/no-such-run: not a run directory"),
+        "{}",
+        stderr(&o)
+    );
+}

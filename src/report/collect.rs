@@ -112,9 +112,20 @@ impl RunData {
             .iter()
             .map(|(name, state)| StageRow {
                 name: name.clone(),
-                state: state.label().into(),
+                state: match state {
+                    StageState::Done {
+                        reused_from: Some(origin),
+                        ..
+                    } => format!("reused from {origin}"),
+                    _ => state.label().into(),
+                },
+                // A reused stage took no time in this run.
                 seconds: match state {
-                    StageState::Done { seconds, .. } => Some(*seconds),
+                    StageState::Done {
+                        seconds,
+                        reused_from: None,
+                        ..
+                    } => Some(*seconds),
                     _ => None,
                 },
             })

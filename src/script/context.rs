@@ -21,6 +21,8 @@ pub struct RunTarget {
     pub script: PathBuf,
     /// The command line, as given.
     pub args: Vec<String>,
+    /// Runs whose finished stages with the same inputs this one takes (`--reuse`).
+    pub reuse: Vec<PathBuf>,
 }
 
 #[derive(Clone, Default)]
@@ -71,7 +73,7 @@ impl ScriptContext {
             return Some(Ok(open.clone()));
         }
         let opened = (|| {
-            let dir = RunDir::create(&target.dir)?;
+            let dir = RunDir::create(&target.dir)?.reusing(&target.reuse)?;
             dir.record_start(&target.script, &target.args)?;
             if let Some(config) = &run.1 {
                 dir.write_config(config)?;

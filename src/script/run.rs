@@ -110,8 +110,8 @@ pub mod run_api {
     }
 
     /// Run the stage `name` unless it finished before with the same `inputs` (anything
-    /// JSON-representable: the config it uses, the records it reads); returns its result,
-    /// computed by `body` or read back. The result is written atomically after `body`
+    /// JSON-representable: the config it uses, the records it reads), in this run or in a
+    /// run given with `--reuse`; returns its result, computed by `body` or read back. The result is written atomically after `body`
     /// returns, so a killed stage runs again on the next run (a training stage resumes from
     /// its checkpoints in `run.stage_dir(name)`).
     ///
@@ -145,6 +145,18 @@ pub mod run_api {
                 "{what}: its inputs changed since it finished ({}); running it again",
                 changed_parts(&done.parts, &parts).join(", ")
             );
+        }
+        if let Some((origin, done)) = dir
+            .reusable(name, &print)
+            .map_err(|e| format!("{what}: {e}"))?
+        {
+            dir.adopt(name, &origin, &done)
+                .map_err(|e| format!("{what}: {e}"))?;
+            tracing::info!(
+                "{what}: finished in {origin} with the same inputs ({:.1}s there), reused",
+                done.seconds
+            );
+            return rhai::serde::to_dynamic(&done.result);
         }
         match dir
             .begin(name, &print)

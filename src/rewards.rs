@@ -9,7 +9,7 @@
 //! - `p[t]`: probability of the same token under the GRM when the prediction is forced as
 //!   its rewrite (rewrite prompt, response `Correct prediction:`);
 //! - reward: `clip(p − 0.5, 0, 0.5)` for a correct prediction, `clip(p − 0.5, −0.1, 0)`
-//!   for a fixed one;
+//!   for a fixed one (the paper's ranges; [`RewardOptions`] can widen or narrow them);
 //! - imitation target: the prediction itself with weight 0.5 (correct), or the fix with 0.5
 //!   and 1.0 on the tokens the alignment flags (fixed).
 //!
@@ -44,6 +44,11 @@ pub struct RewardOptions {
     pub correct_per_problem: Option<usize>,
     pub seed: u64,
     pub batch_size: usize,
+    /// `[lo, hi]` that `p − 0.5` is clipped to on a correct prediction (paper: 0, 0.5).
+    pub clip_correct: (f64, f64),
+    /// The same on a fixed (wrong) prediction (paper: −0.1, 0): with the paper's ranges a
+    /// blamed token weighs a fifth of a kept one.
+    pub clip_wrong: (f64, f64),
 }
 
 impl RewardOptions {
@@ -55,6 +60,8 @@ impl RewardOptions {
             correct_per_problem: (kind == TaskKind::Qa).then_some(2),
             seed: 0,
             batch_size: 8,
+            clip_correct: (0.0, 0.5),
+            clip_wrong: (-0.1, 0.0),
         }
     }
 }
@@ -201,7 +208,11 @@ pub fn token_rewards(
         .zip(ref_logp.iter().zip(&keep_prob))
         .map(|(it, (ref_lp, keep))| {
             let r = &records[it.record];
-            let (lo, hi) = if it.correct { (0.0, 0.5) } else { (-0.1, 0.0) };
+            let (lo, hi) = if it.correct {
+                opts.clip_correct
+            } else {
+                opts.clip_wrong
+            };
             let reward: Vec<f64> = keep.iter().map(|&p| (p - 0.5).clamp(lo, hi)).collect();
             let weights: Vec<f64> = if it.correct {
                 vec![0.5; it.target.len()]

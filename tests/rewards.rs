@@ -135,10 +135,35 @@ fn teacher_edit_rewards_blame_exactly_the_changed_prediction_tokens() {
     // A correct prediction is kept whole: the largest positive reward on every token.
     assert!(common::floats(&out[1]["reward"]).iter().all(|&r| r == 0.5));
     // Everything else is as with a GRM.
-    let with_grm = token_rewards(&m, TokenJudge::Grm(&m), TaskKind::Math, &[fixed], &opts).unwrap();
+    let with_grm = token_rewards(
+        &m,
+        TokenJudge::Grm(&m),
+        TaskKind::Math,
+        std::slice::from_ref(&fixed),
+        &opts,
+    )
+    .unwrap();
     for key in ["input", "output", "regular", "ref_prob", "weight_regular"] {
         assert_eq!(out[0][key], with_grm[0][key], "{key}");
     }
+    // Other clip ranges: the changed tokens get the wider blame, a correct one the new cap.
+    let wide = RewardOptions {
+        clip_wrong: (-0.5, 0.0),
+        clip_correct: (0.0, 0.25),
+        ..opts
+    };
+    let correct = fixed_and_correct().1;
+    let out = token_rewards(
+        &m,
+        TokenJudge::TeacherEdit,
+        TaskKind::Math,
+        &[fixed, correct],
+        &wide,
+    )
+    .unwrap();
+    let scaled: Vec<f64> = want.iter().map(|&r| r * 5.0).collect();
+    assert_eq!(common::floats(&out[0]["reward"]), scaled);
+    assert!(common::floats(&out[1]["reward"]).iter().all(|&r| r == 0.25));
 }
 
 #[test]

@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RLMEC=${RLMEC:-target/release/rlmec}
 SEEDS=${*:-0 1 2}
-VARIANTS=${VARIANTS-no_regularization no_min_edit sequence_reward teacher_only verified_fixes}
+VARIANTS=${VARIANTS-no_regularization no_min_edit sequence_reward teacher_only verified_fixes wide_blame}
 for seed in $SEEDS; do
     scratch=runs/repro/math_full-seed$seed
     "$RLMEC" -q scripts/math_full.rhai --seed "$seed" --out "$scratch"

@@ -75,6 +75,26 @@ impl<'a> Options<'a> {
         }
     }
 
+    /// A range `[lo, hi]` of two numbers with `lo <= hi`.
+    pub fn range(&mut self, key: &'static str, default: (f64, f64)) -> Res<(f64, f64)> {
+        let Some(v) = self.take(key) else {
+            return Ok(default);
+        };
+        let expected = "a range [lo, hi] of two numbers, lo <= hi";
+        let number = |x: &Dynamic| {
+            x.as_float()
+                .ok()
+                .or_else(|| x.as_int().ok().map(|i| i as f64))
+        };
+        match v.clone().into_array().ok().as_deref() {
+            Some([lo, hi]) => match (number(lo), number(hi)) {
+                (Some(lo), Some(hi)) if lo <= hi => Ok((lo, hi)),
+                _ => Err(self.wrong(key, expected, &v)),
+            },
+            _ => Err(self.wrong(key, expected, &v)),
+        }
+    }
+
     /// A count that may be absent.
     pub fn optional_count(&mut self, key: &'static str) -> Res<Option<usize>> {
         if self.map.get(key).is_none_or(Dynamic::is_unit) {
@@ -131,5 +151,31 @@ impl<'a> Options<'a> {
             known.join(", ")
         )
         .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(script_map: &str) -> Options<'static> {
+        let map: Map = rhai::Engine::new().eval(script_map).unwrap();
+        Options::new("token_rewards", map)
+    }
+
+    #[test]
+    fn a_range_is_two_ordered_numbers_and_anything_else_names_the_field() {
+        let mut o = options("#{clip_wrong: [-0.5, 0], clip_correct: ()}");
+        assert_eq!(o.range("clip_wrong", (-0.1, 0.0)).unwrap(), (-0.5, 0.0));
+        assert_eq!(o.range("clip_correct", (0.0, 0.5)).unwrap(), (0.0, 0.5));
+        assert!(o.finish().is_ok());
+        for bad in ["[0.5, 0.0]", "[-0.5]", "[\"a\", 0.0]", "-0.5"] {
+            let mut o = options(&format!("#{{clip_wrong: {bad}}}"));
+            let e = o.range("clip_wrong", (-0.1, 0.0)).unwrap_err().to_string();
+            assert!(
+                e.contains("token_rewards: option `clip_wrong` must be a range [lo, hi]"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

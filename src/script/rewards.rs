@@ -24,7 +24,9 @@ pub mod rewards_api {
     /// Options: `fidelity` (`"corrected"`: a prediction is correct by its answer; `"paper"`:
     /// by `error_step == -1`), `alignment` (`"paper"` | `"optimal"`), `max_len` (2000),
     /// `per_problem` (correct predictions kept per problem; 2 for QA, all for math; 0 = all),
-    /// `seed`, `batch_size`, `out` (also write the records there as JSONL, atomically).
+    /// `seed`, `batch_size`, `clip_correct` and `clip_wrong` (the `[lo, hi]` that `p − 0.5`
+    /// is clipped to on correct and on fixed predictions; paper: `[0.0, 0.5]`, `[-0.1, 0.0]`),
+    /// `out` (also write the records there as JSONL, atomically).
     ///
     /// ```rhai
     /// let m = model_load("tests/fixtures/model/tiny-llama");
@@ -102,6 +104,8 @@ fn rewards_with(
         correct_per_problem: (per_problem > 0).then_some(per_problem),
         seed: o.int("seed", 0)? as u64,
         batch_size: o.count("batch_size", d.batch_size)?,
+        clip_correct: o.range("clip_correct", d.clip_correct)?,
+        clip_wrong: o.range("clip_wrong", d.clip_wrong)?,
     };
     let path = o.string("out", "")?;
     o.finish()?;

@@ -196,7 +196,7 @@ fn run(args: RunArgs) -> ExitCode {
     // A mistyped --reuse fails now, not after the script's first minutes.
     for other in &args.reuse {
         if let Err(e) = rlmec::run_dir::RunDir::existing(other) {
-            eprintln!("error: --reuse {}: {e}", other.display());
+            eprintln!("error: --reuse: {e}");
             return ExitCode::FAILURE;
         }
     }

@@ -456,6 +456,13 @@ impl RunDir {
     }
 }
 
+/// Whether the run at `dir` has stage `name` finished with inputs `fingerprint`.
+pub fn finished_in(dir: &str, name: &str, fingerprint: &str) -> bool {
+    RunDir::existing(Path::new(dir))
+        .and_then(|run| run.finished(name))
+        .is_ok_and(|done| done.is_some_and(|d| d.fingerprint == fingerprint))
+}
+
 /// Whether a process with this id exists (Linux: `/proc/PID`) and is not us: markers are
 /// read by other processes (`rlmec status`) or by this one after its script ended (the
 /// run's report), when none of our stages can still be running.

@@ -684,6 +684,25 @@ fn a_run_reuses_another_runs_stages_with_the_same_inputs_and_reruns_the_rest() {
         "{status}"
     );
 
+    // The other run reruns a stage with other inputs: a resume here no longer trusts it.
+    go(&base, &["--set", "rewards.clip_wrong=[-0.2, 0.0]"]);
+    let o = go(
+        &reusing,
+        &[&ablation[..], &["--reuse", base.to_str().unwrap()]].concat(),
+    );
+    let log = stderr(&o);
+    assert!(
+        log.contains("stage `rewards`: reused from")
+            && log.contains("no longer has it with these inputs; running it again"),
+        "{log}"
+    );
+    assert!(log.contains("stage `grm`: reused from"), "{log}");
+    let rewards: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(reusing.join("stages").join("rewards.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(rewards.get("reused_from").is_none(), "computed here now");
+
     // The same ablation computed from nothing: the same policy, bit for bit.
     let alone = dir.path().join("alone");
     go(&alone, &ablation);
@@ -702,7 +721,7 @@ fn a_run_reuses_another_runs_stages_with_the_same_inputs_and_reruns_the_rest() {
     let o = rlmec(&["tests/scripts/stages.rhai", "--reuse", "runs/no-such-run"]);
     assert!(!o.status.success());
     assert!(
-        stderr(&o).contains("--reuse runs/no-such-run: runs/no-such-run: not a run directory"),
+        stderr(&o).contains("--reuse: runs/no-such-run: not a run directory"),
         "{}",
         stderr(&o)
     );

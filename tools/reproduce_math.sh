@@ -21,19 +21,21 @@ VARIANTS=${VARIANTS-no_regularization no_min_edit sequence_reward teacher_only v
 for seed in $SEEDS; do
     scratch=runs/repro/math_full-seed$seed
     "$RLMEC" -q scripts/math_full.rhai --seed "$seed" --out "$scratch"
-    # The runs below start from the same from-scratch policy.
-    budget=(--set policy="$scratch/pretrain")
-    base=$scratch
-    name=
     if [[ -n ${N_TRAIN:-} ]]; then
-        budget+=(--set n_train="$N_TRAIN")
+        # From the same from-scratch policy, as a given model.
+        budget=(--set policy="$scratch/pretrain" --set n_train="$N_TRAIN")
         base=runs/repro/math_full-n$N_TRAIN-seed$seed
         name=-n$N_TRAIN
         "$RLMEC" -q scripts/math_full.rhai --seed "$seed" "${budget[@]}" --out "$base"
+    else
+        # The variant trains the same from-scratch policy: reused from math_full.
+        budget=()
+        base=$scratch
+        name=
     fi
     for v in $VARIANTS; do
-        "$RLMEC" -q "scripts/variants/$v.rhai" --set kind=math "${budget[@]}" --seed "$seed" \
-            --reuse "$base" --out "runs/repro/$v$name-seed$seed"
+        "$RLMEC" -q "scripts/variants/$v.rhai" --set kind=math ${budget[@]+"${budget[@]}"} \
+            --seed "$seed" --reuse "$base" --out "runs/repro/$v$name-seed$seed"
     done
 done
 python3 tools/reproduction_table.py runs/repro

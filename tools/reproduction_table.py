@@ -16,12 +16,19 @@ from collections import defaultdict
 from pathlib import Path
 
 
+def row_order(cell):
+    """By task, then budget (unknown last), the start first, then by model."""
+    (task, n_train, model), _ = cell
+    return (task, isinstance(n_train, str), n_train if isinstance(n_train, int) else 0, model != "start", model)
+
+
 def main(root: Path) -> None:
     cells = defaultdict(dict)  # (task, n_train, model) -> {seed: accuracy}
     sizes = {}
     for table in sorted(root.glob("*-seed*/accuracy.json")):
         seed = table.parent.name.rsplit("-seed", 1)[1]
-        n_train = json.loads((table.parent / "config.json").read_text())["n_train"]
+        config = table.parent / "config.json"
+        n_train = json.loads(config.read_text()).get("n_train", "?") if config.is_file() else "?"
         for row in json.loads(table.read_text()):
             key = (row["task"], n_train, row["model"])
             cells[key][seed] = row["accuracy"]
@@ -34,7 +41,7 @@ def main(root: Path) -> None:
     # with the starting policy of the same seed: the paired difference, in points.
     print(f"| model | task | RL problems | accuracy (mean ± sd over seeds) | per seed ({', '.join(all_seeds)}) | Δ vs start, per seed | mean Δ | n |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for (task, n_train, model), by_seed in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "start", kv[0][2])):
+    for (task, n_train, model), by_seed in sorted(cells.items(), key=row_order):
         seeds = sorted(by_seed, key=int)
         values = [by_seed[s] for s in seeds]
         mean = 100 * statistics.mean(values)

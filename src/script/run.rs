@@ -47,7 +47,7 @@ pub mod run_api {
 
     use super::{RunHandle, check_stage_name};
     use crate::run_dir::{
-        RunDir, Start, changed_parts, fingerprint as json_fingerprint, input_parts,
+        self, RunDir, Start, changed_parts, fingerprint as json_fingerprint, input_parts,
     };
     use crate::script::ScriptContext;
 
@@ -136,20 +136,28 @@ pub mod run_api {
         let print = json_fingerprint(&serde_json::json!({"stage": name, "inputs": inputs}));
         let parts = input_parts(&inputs);
         let dir = &run.dir;
-        if let Some(done) = dir.finished(name).map_err(|e| format!("{what}: {e}"))? {
-            if done.fingerprint == print {
-                tracing::info!("{what}: finished before ({:.1}s), reused", done.seconds);
-                return rhai::serde::to_dynamic(&done.result);
+        let local = dir.finished(name).map_err(|e| format!("{what}: {e}"))?;
+        if let Some(done) = local.as_ref().filter(|d| d.fingerprint == print) {
+            match &done.reused_from {
+                // A reused stage's files live in the run that computed it: if that run has
+                // since rerun the stage with other inputs, they are not these any more.
+                Some(origin) if !run_dir::finished_in(origin, name, &print) => tracing::warn!(
+                    "{what}: reused from {origin}, which no longer has it with these inputs; running it again"
+                ),
+                Some(origin) => {
+                    tracing::info!("{what}: reused from {origin} before, reused");
+                    return rhai::serde::to_dynamic(&done.result);
+                }
+                None => {
+                    tracing::info!("{what}: finished before ({:.1}s), reused", done.seconds);
+                    return rhai::serde::to_dynamic(&done.result);
+                }
             }
-            tracing::info!(
-                "{what}: its inputs changed since it finished ({}); running it again",
-                changed_parts(&done.parts, &parts).join(", ")
-            );
         }
-        if let Some((origin, done)) = dir
+        let reusable = dir
             .reusable(name, &print)
-            .map_err(|e| format!("{what}: {e}"))?
-        {
+            .map_err(|e| format!("{what}: {e}"))?;
+        if let Some((origin, done)) = reusable {
             dir.adopt(name, &origin, &done)
                 .map_err(|e| format!("{what}: {e}"))?;
             tracing::info!(
@@ -157,6 +165,12 @@ pub mod run_api {
                 done.seconds
             );
             return rhai::serde::to_dynamic(&done.result);
+        }
+        if let Some(done) = local.filter(|d| d.fingerprint != print) {
+            tracing::info!(
+                "{what}: its inputs changed since it finished ({}); running it again",
+                changed_parts(&done.parts, &parts).join(", ")
+            );
         }
         match dir
             .begin(name, &print)

@@ -22,7 +22,7 @@ scripts/; change an experiment by editing or overriding a script, never by recom
   rlmec scripts/qa_full.rhai --out runs/x           run in runs/x; if it exists, resume it
   rlmec scripts/variants/sft.rhai --reuse runs/x    take runs/x's stages that have the same inputs
   rlmec runs                                        the runs under runs/ and their stages
-  rlmec status runs/x                               one run's stages: done, running, interrupted
+  rlmec status runs/x                               one run's stages: done, reused, running, interrupted
   rlmec report runs/x                               runs/x/report.html: curves, accuracy, token rewards
   rlmec report runs/x runs/y                        two runs side by side (configs diffed)
   rlmec check scripts/*.rhai                        syntax and unknown functions, without running

@@ -3,14 +3,19 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn rlmec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rlmec"))
+/// `rlmec ARGS` from the repository root, one torch thread, default log level.
+fn rlmec_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rlmec"));
+    command
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("RLMEC_TORCH_THREADS", "1")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("rlmec runs")
+        .env_remove("RUST_LOG");
+    command
+}
+
+fn rlmec(args: &[&str]) -> Output {
+    rlmec_command(args).output().expect("rlmec runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -458,13 +463,8 @@ fn run_outputs(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 fn a_run_killed_in_any_stage_reruns_to_the_same_files_without_redoing_finished_stages() {
     let dir = tempfile::tempdir().unwrap();
     let start = |out: &Path| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rlmec"));
-        command
-            .args(["tests/scripts/stages.rhai", "--out"])
-            .arg(out)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("RLMEC_TORCH_THREADS", "1")
-            .env_remove("RUST_LOG");
+        let mut command = rlmec_command(&["tests/scripts/stages.rhai", "--out"]);
+        command.arg(out);
         command
     };
     let whole = dir.path().join("whole");
@@ -627,19 +627,19 @@ run.result("cubes");
     assert!(stdout(&listing).contains("1 done"), "{}", stdout(&listing));
 }
 
+/// A run's `stages/<name>.json`.
+fn stage_file(run: &Path, name: &str) -> serde_json::Value {
+    let path = run.join("stages").join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 #[test]
 fn a_run_reuses_another_runs_stages_with_the_same_inputs_and_reruns_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let go = |out: &Path, extra: &[&str]| {
         let mut args = vec!["tests/scripts/stages.rhai", "--out", out.to_str().unwrap()];
         args.extend_from_slice(extra);
-        let o = Command::new(env!("CARGO_BIN_EXE_rlmec"))
-            .args(&args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("RLMEC_TORCH_THREADS", "1")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap();
+        let o = rlmec(&args);
         assert!(o.status.success(), "{}", stderr(&o));
         o
     };
@@ -665,11 +665,10 @@ fn a_run_reuses_another_runs_stages_with_the_same_inputs_and_reruns_the_rest() {
             log.contains(&format!("stage `{stage}`: finished in {}", base.display())),
             "{stage} not reused: {log}"
         );
-        let saved: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(reusing.join("stages").join(format!("{stage}.json"))).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(saved["reused_from"], base.to_str().unwrap());
+        assert_eq!(
+            stage_file(&reusing, stage)["reused_from"],
+            base.to_str().unwrap()
+        );
     }
     for stage in ["policy", "eval_rlmec"] {
         assert!(log.contains(&format!("stage `{stage}`: started")), "{log}");
@@ -697,10 +696,7 @@ fn a_run_reuses_another_runs_stages_with_the_same_inputs_and_reruns_the_rest() {
         "{log}"
     );
     assert!(log.contains("stage `grm`: reused from"), "{log}");
-    let rewards: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(reusing.join("stages").join("rewards.json")).unwrap(),
-    )
-    .unwrap();
+    let rewards = stage_file(&reusing, "rewards");
     assert!(rewards.get("reused_from").is_none(), "computed here now");
 
     // The same ablation computed from nothing: the same policy, bit for bit.
@@ -708,14 +704,8 @@ fn a_run_reuses_another_runs_stages_with_the_same_inputs_and_reruns_the_rest() {
     go(&alone, &ablation);
     let weights = |run: &Path| std::fs::read(run.join("policy").join("model.safetensors")).unwrap();
     assert!(weights(&reusing) == weights(&alone));
-    let eval = |run: &Path| {
-        let v: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(run.join("stages").join("eval_rlmec.json")).unwrap(),
-        )
-        .unwrap();
-        v["result"]["accuracy"].clone()
-    };
-    assert_eq!(eval(&reusing), eval(&alone));
+    let accuracy = |run: &Path| stage_file(run, "eval_rlmec")["result"]["accuracy"].clone();
+    assert_eq!(accuracy(&reusing), accuracy(&alone));
 
     // A mistyped --reuse is named before anything runs.
     let o = rlmec(&["tests/scripts/stages.rhai", "--reuse", "runs/no-such-run"]);

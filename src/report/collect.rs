@@ -110,24 +110,21 @@ impl RunData {
     pub fn stage_rows(&self) -> Vec<StageRow> {
         self.states
             .iter()
-            .map(|(name, state)| StageRow {
-                name: name.clone(),
-                state: match state {
+            .map(|(name, state)| {
+                // A reused stage took no time in this run.
+                let (label, seconds) = match state {
                     StageState::Done {
                         reused_from: Some(origin),
                         ..
-                    } => format!("reused from {origin}"),
-                    _ => state.label().into(),
-                },
-                // A reused stage took no time in this run.
-                seconds: match state {
-                    StageState::Done {
-                        seconds,
-                        reused_from: None,
-                        ..
-                    } => Some(*seconds),
-                    _ => None,
-                },
+                    } => (format!("reused from {origin}"), None),
+                    StageState::Done { seconds, .. } => (state.label().into(), Some(*seconds)),
+                    _ => (state.label().into(), None),
+                };
+                StageRow {
+                    name: name.clone(),
+                    state: label,
+                    seconds,
+                }
             })
             .collect()
     }

@@ -5,6 +5,13 @@ use std::collections::BTreeSet;
 
 use rhai::{Dynamic, EvalAltResult, Map};
 
+/// A float, or an integer as a float (`2` where `2.0` was meant).
+fn number(v: &Dynamic) -> Option<f64> {
+    v.as_float()
+        .ok()
+        .or_else(|| v.as_int().ok().map(|i| i as f64))
+}
+
 pub struct Options<'a> {
     what: &'a str,
     map: Map,
@@ -59,10 +66,7 @@ impl<'a> Options<'a> {
     pub fn float(&mut self, key: &'static str, default: f64) -> Res<f64> {
         match self.take(key) {
             None => Ok(default),
-            Some(v) => v
-                .as_float()
-                .or_else(|_| v.as_int().map(|i| i as f64))
-                .map_err(|_| self.wrong(key, "a number", &v)),
+            Some(v) => number(&v).ok_or_else(|| self.wrong(key, "a number", &v)),
         }
     }
 
@@ -81,11 +85,6 @@ impl<'a> Options<'a> {
             return Ok(default);
         };
         let expected = "a range [lo, hi] of two numbers, lo <= hi";
-        let number = |x: &Dynamic| {
-            x.as_float()
-                .ok()
-                .or_else(|| x.as_int().ok().map(|i| i as f64))
-        };
         match v.clone().into_array().ok().as_deref() {
             Some([lo, hi]) => match (number(lo), number(hi)) {
                 (Some(lo), Some(hi)) if lo <= hi => Ok((lo, hi)),

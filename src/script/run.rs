@@ -111,9 +111,10 @@ pub mod run_api {
 
     /// Run the stage `name` unless it finished before with the same `inputs` (anything
     /// JSON-representable: the config it uses, the records it reads), in this run or in a
-    /// run given with `--reuse`; returns its result, computed by `body` or read back. The result is written atomically after `body`
-    /// returns, so a killed stage runs again on the next run (a training stage resumes from
-    /// its checkpoints in `run.stage_dir(name)`).
+    /// run given with `--reuse`; returns its result, computed by `body` or read back. The
+    /// result is written atomically after `body` returns, so a killed stage runs again on
+    /// the next run (a training stage resumes from its checkpoints in
+    /// `run.stage_dir(name)`).
     ///
     /// ```rhai
     /// let run = run_open("/tmp/rlmec-doc/run-stage");

@@ -281,6 +281,14 @@ fn a_run_writes_a_report_whose_numbers_are_the_runs() {
     assert!(md.contains("| rlmec (eval_rlmec) |"), "{md}");
     let steps = stage(&run, "policy")["steps"].clone();
     assert!(md.contains(&format!("| policy | {steps} |")), "{md}");
+    // Every row of a markdown table has its header's cells.
+    let cells = |line: &str| line.matches('|').count();
+    for table in md.split("\n\n").filter(|b| b.starts_with('|')) {
+        let header = cells(table.lines().next().unwrap());
+        for row in table.lines() {
+            assert_eq!(cells(row), header, "{row:?} in\n{table}");
+        }
+    }
 
     // TensorBoard: one event per logged scalar, after the file-version event.
     let metrics: Vec<Value> = std::fs::read_to_string(run.join("policy/metrics.jsonl"))

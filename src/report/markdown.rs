@@ -41,7 +41,7 @@ pub(crate) fn summary(r: &Report) -> String {
         m.push_str("No training stage has metrics.\n");
     } else {
         m.push_str(
-            "| stage | steps | first loss | final loss | metrics |\n|---|---:|---:|---:|---|\n",
+            "| stage | steps | first loss | final loss | state | metrics |\n|---|---:|---:|---:|---|---|\n",
         );
         for t in &r.trainings {
             let loss = t.columns.get("loss");

@@ -244,3 +244,30 @@ fn eos_and_stop_strings_end_rows_and_cut_the_text() {
     let full_text = model.tokenizer.decode(&free[0].ids).unwrap();
     assert!(full_text.starts_with(&stopped.text));
 }
+
+#[test]
+fn scoring_split_between_two_cores_matches_transformers() {
+    let model = load("tiny-llama");
+    let r = reference("tiny-llama");
+    let fixture: Vec<_> = requests(&r, 0)
+        .into_iter()
+        .zip(r["score"]["continuations"].as_array().unwrap())
+        .map(|(req, cont)| (req.prompt, ids(cont)))
+        .collect();
+    // An odd batch, so the two halves differ in size.
+    let which = [0, 1, 0];
+    let pairs: Vec<_> = which.iter().map(|&k| fixture[k].clone()).collect();
+    // Two torch threads: each batch is scored as two single-threaded halves side by side.
+    tch::set_num_threads(2);
+    let split = score(&model, &pairs, 8).unwrap();
+    assert_eq!(tch::get_num_threads(), 2, "the thread count is restored");
+    tch::set_num_threads(1);
+    for (lp, &k) in split.iter().zip(&which) {
+        assert_close(lp, &floats(&r["score"]["logprobs"][k]), TOL, "split");
+    }
+    // As one stream, up to the last bits a different batch shape gives.
+    for (a, b) in split.iter().zip(score(&model, &pairs, 8).unwrap()) {
+        let b: Vec<f64> = b.iter().map(|&x| x as f64).collect();
+        assert_close(a, &b, 1e-5, "split vs one stream");
+    }
+}

@@ -37,9 +37,10 @@ pub fn score(
     Ok(out)
 }
 
-/// On a CPU with two or more torch threads, a batch is scored as two single-threaded halves
-/// side by side (one per core) rather than as one batch whose every op is split between the
-/// cores: the halves share no barrier and no packed GEMM panel (measured: see README).
+/// On a CPU with two or more torch threads, a batch is scored as two halves side by side, each
+/// with half the threads (on two cores: one each), rather than as one batch whose every op is
+/// split between all of them: the halves share no barrier and no packed GEMM panel
+/// (measured: see README).
 struct Streams {
     split: bool,
     before: i32,
@@ -64,18 +65,14 @@ impl Streams {
             return tch::no_grad(|| score_batch(model, pairs, chunk));
         }
         // `chunk` is sorted longest first: alternate rows so both halves get similar work.
-        let (a, b): (Vec<usize>, Vec<usize>) = {
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            for (k, &i) in chunk.iter().enumerate() {
-                if k % 2 == 0 { a.push(i) } else { b.push(i) }
-            }
-            (a, b)
-        };
-        tch::set_num_threads(1);
+        let a: Vec<usize> = chunk.iter().copied().step_by(2).collect();
+        let b: Vec<usize> = chunk.iter().copied().skip(1).step_by(2).collect();
+        let half = (self.before / 2).max(1);
+        tch::set_num_threads(half);
         let shared = SharedModel(model);
         let (ra, rb) = std::thread::scope(|s| {
             let other = s.spawn(|| {
-                tch::set_num_threads(1);
+                tch::set_num_threads(half);
                 let model = &shared;
                 tch::no_grad(|| score_batch(model.0, pairs, &b))
             });

@@ -17,30 +17,34 @@ from collections import defaultdict
 from pathlib import Path
 
 
+def scientific(x) -> str:
+    """3e-4 rather than 0.0003, 2e-5 rather than 2e-05."""
+    if not isinstance(x, (int, float)):
+        return str(x)
+    mantissa, exponent = f"{x:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
 def test_bed(config_file: Path):
     """(pretraining problems, RL problems, post-training lr) of a run, `?` where unknown."""
     if not config_file.is_file():
         return ("?", "?", "?")
     c = json.loads(config_file.read_text())
     rl, baseline = c.get("rl", {}).get("lr"), c.get("baseline", {}).get("lr")
-    lr = f"{rl:g}" if rl == baseline else f"{rl:g} (baselines {baseline:g})"
+    lr = scientific(rl) if rl == baseline else f"{scientific(rl)} (baselines {scientific(baseline)})"
     return (c.get("synthetic", {}).get("n_pretrain", "?"), c.get("n_train", "?"), lr)
-
-
-def row_order(cell):
-    """By task, then test bed (in the order of the tuple, numbers first), the start first,
-    then by model."""
-    (task, bed, model), _ = cell
-    numeric = tuple((isinstance(x, str), x if not isinstance(x, str) else 0, str(x)) for x in bed)
-    return (task, numeric, model != "start", model)
 
 
 def main(root: Path) -> None:
     cells = defaultdict(dict)  # (task, test bed, model) -> {seed: accuracy}
     sizes = {}
+    first_made = {}  # test bed -> when its first run was created: beds appear in that order
     for table in sorted(root.glob("*-seed*/accuracy.json")):
         seed = table.parent.name.rsplit("-seed", 1)[1]
         bed = test_bed(table.parent / "config.json")
+        run = table.parent / "run.json"
+        created = json.loads(run.read_text()).get("created", 0) if run.is_file() else 0
+        first_made[bed] = min(first_made.get(bed, created), created)
         for row in json.loads(table.read_text()):
             key = (row["task"], bed, row["model"])
             cells[key][seed] = row["accuracy"]
@@ -53,7 +57,12 @@ def main(root: Path) -> None:
     # with the starting policy of the same seed: the paired difference, in points.
     print(f"| model | task | pretraining problems | RL problems | post-training lr | accuracy (mean ± sd over seeds) | per seed ({', '.join(all_seeds)}) | Δ vs start, per seed | mean Δ | n |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for (task, bed, model), by_seed in sorted(cells.items(), key=row_order):
+    def order(cell):
+        """By task, then test bed, the start first, then by model."""
+        (task, bed, model), _ = cell
+        return (task, first_made[bed], model != "start", model)
+
+    for (task, bed, model), by_seed in sorted(cells.items(), key=order):
         seeds = sorted(by_seed, key=int)
         values = [by_seed[s] for s in seeds]
         mean = 100 * statistics.mean(values)

@@ -12,7 +12,7 @@ use rlmec::model::{LoadOptions, Model};
 use serde_json::Value;
 use tch::{Kind, Tensor};
 
-use common::{floats, ids, model_fixture, read_json};
+use common::{assert_close, floats, ids, model_fixture, read_json, score_pairs};
 
 const TOL: f64 = 1e-4;
 
@@ -125,13 +125,6 @@ fn greedy_20() -> GenerateOptions {
     }
 }
 
-fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths");
-    for (t, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((*g as f64 - w).abs() < tol, "{what}[{t}]: {g} vs {w}");
-    }
-}
-
 #[test]
 fn greedy_generation_and_scoring_match_transformers() {
     for name in ["tiny-llama", "tiny-qwen2", "tiny-mistral"] {
@@ -147,12 +140,11 @@ fn greedy_generation_and_scoring_match_transformers() {
                 name,
             );
         }
-        let pairs: Vec<_> = requests(&r, 0)
-            .into_iter()
-            .zip(r["score"]["continuations"].as_array().unwrap())
-            .map(|(req, cont)| (req.prompt, ids(cont)))
-            .collect();
-        for (i, lp) in score(&model, &pairs, 8).unwrap().iter().enumerate() {
+        for (i, lp) in score(&model, &score_pairs(&r), 8)
+            .unwrap()
+            .iter()
+            .enumerate()
+        {
             assert_close(lp, &floats(&r["score"]["logprobs"][i]), TOL, name);
         }
     }
@@ -243,31 +235,4 @@ fn eos_and_stop_strings_end_rows_and_cut_the_text() {
     );
     let full_text = model.tokenizer.decode(&free[0].ids).unwrap();
     assert!(full_text.starts_with(&stopped.text));
-}
-
-#[test]
-fn scoring_split_between_two_cores_matches_transformers() {
-    let model = load("tiny-llama");
-    let r = reference("tiny-llama");
-    let fixture: Vec<_> = requests(&r, 0)
-        .into_iter()
-        .zip(r["score"]["continuations"].as_array().unwrap())
-        .map(|(req, cont)| (req.prompt, ids(cont)))
-        .collect();
-    // An odd batch, so the two halves differ in size.
-    let which = [0, 1, 0];
-    let pairs: Vec<_> = which.iter().map(|&k| fixture[k].clone()).collect();
-    // Two torch threads: each batch is scored as two single-threaded halves side by side.
-    tch::set_num_threads(2);
-    let split = score(&model, &pairs, 8).unwrap();
-    assert_eq!(tch::get_num_threads(), 2, "the thread count is restored");
-    tch::set_num_threads(1);
-    for (lp, &k) in split.iter().zip(&which) {
-        assert_close(lp, &floats(&r["score"]["logprobs"][k]), TOL, "split");
-    }
-    // As one stream, up to the last bits a different batch shape gives.
-    for (a, b) in split.iter().zip(score(&model, &pairs, 8).unwrap()) {
-        let b: Vec<f64> = b.iter().map(|&x| x as f64).collect();
-        assert_close(a, &b, 1e-5, "split vs one stream");
-    }
 }

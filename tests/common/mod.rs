@@ -34,3 +34,26 @@ pub fn floats(v: &Value) -> Vec<f64> {
         .map(|x| x.as_f64().expect("a number"))
         .collect()
 }
+
+/// Each of `got` within `tol` of `want`, naming `what` and the position that is not.
+pub fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (t, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((*g as f64 - w).abs() < tol, "{what}[{t}]: {g} vs {w}");
+    }
+}
+
+/// A model reference's scoring inputs: (prompt, continuation) token ids.
+pub fn score_pairs(r: &Value) -> Vec<(Vec<i64>, Vec<i64>)> {
+    r["prompts"]
+        .as_array()
+        .expect("prompts")
+        .iter()
+        .zip(
+            r["score"]["continuations"]
+                .as_array()
+                .expect("continuations"),
+        )
+        .map(|(p, c)| (ids(p), ids(c)))
+        .collect()
+}

@@ -1,11 +1,19 @@
 //! The `arith` teacher: exact, offline, for arithmetic word problems.
 //!
-//! It reads every `a op b = c` of a prediction's steps. The first wrong step is the first
-//! whose result is not `a op b`, or whose first operand is a number that is neither in the
-//! problem nor an earlier result (it contradicts what came before), else the answer line
-//! when it disagrees with the last result. The rewrite is the smallest edit: that result
-//! (or operand) corrected, the corrected values carried through the later steps and the
-//! answer line, every other byte kept.
+//! It reads every `a op b = c` of a prediction's steps and, like a teacher shown the gold
+//! solution, lines them up with the gold solution's equations. A step is right when its
+//! arithmetic is, its operands are numbers it may use (the problem's, the gold solution's
+//! operands that no gold step computes, and the gold results reached so far) and its result
+//! is the gold solution's next value (or a later one: another method that merges steps is
+//! right too); the answer line is right when it gives the gold answer. The first step that is
+//! not is the first wrong step.
+//!
+//! The rewrite keeps every byte it can: from that step on, a step whose operands (with the
+//! corrected values carried in) reach the gold value gets only its numbers corrected; a step
+//! that misreads the problem (a wrong number or operation) becomes the gold step; steps the
+//! prediction skipped are inserted before the answer line and steps past the gold solution
+//! are dropped. A gold solution without equations leaves only the prediction to check: its
+//! results and its first operands, as [`first_wrong_step`] does.
 
 use std::collections::HashMap;
 
@@ -187,8 +195,122 @@ fn values(numbers: &[Number]) -> Vec<f64> {
     numbers.iter().map(|n| n.value).collect()
 }
 
-/// Where the prediction first goes wrong.
-fn first_error(case: &Case) -> Option<usize> {
+/// The number an answer line gives, with its span in `line`.
+fn answer_number(line: &str) -> Option<Number> {
+    let at = line.rfind(ANSWER_MARKER)?;
+    let said = *numbers(&line[at..]).first()?;
+    Some(Number {
+        start: at + said.start,
+        end: at + said.end,
+        ..said
+    })
+}
+
+/// The gold solution as the teacher reads it: its equations in order, each with its line,
+/// the answer, and its operands that no step computes (a step may use them: `* 2` for
+/// "doubles"; a result only once the prediction has reached it).
+struct Gold<'a> {
+    steps: Vec<(&'a str, f64)>,
+    answer: f64,
+    answer_line: Option<&'a str>,
+    givens: Vec<f64>,
+}
+
+impl<'a> Gold<'a> {
+    /// `None` when the solution has no equation to line up with.
+    fn read(solution: &'a str) -> Option<Self> {
+        let lines = steps(solution);
+        let equations: Vec<(&str, Equation)> = lines
+            .iter()
+            .filter_map(|l| equation(l).map(|e| (l.trim(), e)))
+            .collect();
+        let steps: Vec<(&str, f64)> = equations.iter().map(|(l, e)| (*l, e.c.value)).collect();
+        let givens = equations
+            .iter()
+            .flat_map(|(_, e)| e.values())
+            .filter(|&v| !steps.iter().any(|&(_, c)| same(c, v)))
+            .collect();
+        let answer_line = lines.iter().rev().find(|l| l.contains(ANSWER_MARKER));
+        let answer = answer_line
+            .and_then(|l| answer_number(l))
+            .map_or(steps.last()?.1, |n| n.value);
+        Some(Self {
+            answer,
+            answer_line: answer_line.map(|l| l.trim()),
+            givens,
+            steps,
+        })
+    }
+
+    /// The gold step at or after `t` whose value `c` is, if any.
+    fn reaches(&self, c: f64, t: usize) -> Option<usize> {
+        (t..self.steps.len()).find(|&u| same(self.steps[u].1, c))
+    }
+}
+
+/// What a prediction's steps may use, and how far along the gold solution they are.
+struct Walk<'a> {
+    gold: Gold<'a>,
+    /// Numbers an operand may be: the problem's, the gold solution's givens, the gold
+    /// results reached so far.
+    known: Vec<f64>,
+    /// The next gold step to reach.
+    next: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn start(case: &'a Case) -> Option<Self> {
+        let gold = Gold::read(&case.solution)?;
+        let mut known = values(&numbers(&case.problem));
+        known.extend(&gold.givens);
+        Some(Self {
+            gold,
+            known,
+            next: 0,
+        })
+    }
+
+    /// The gold step that an equation with operand values `operands` and result `c` reaches,
+    /// when it is right.
+    fn right(&self, eq: &Equation, operands: &[f64], c: f64) -> Option<usize> {
+        let usable = operands
+            .iter()
+            .all(|&v| self.known.iter().any(|&k| same(k, v)));
+        (usable && same(c, eq.eval(operands)))
+            .then(|| self.gold.reaches(c, self.next))
+            .flatten()
+    }
+
+    fn reached(&mut self, t: usize) {
+        self.known.push(self.gold.steps[t].1);
+        self.next = t + 1;
+    }
+
+    fn missing(&self) -> impl Iterator<Item = String> + '_ {
+        self.gold.steps[self.next..].iter().map(|(l, _)| l.to_string())
+    }
+}
+
+/// Where the prediction first goes wrong against the gold solution; the last line when
+/// every step is right but the answer line is missing.
+fn first_error_against(case: &Case, mut walk: Walk) -> Option<usize> {
+    let lines = steps(&case.prediction);
+    for (k, line) in lines.iter().enumerate() {
+        if let Some(eq) = equation(line) {
+            match walk.right(&eq, &eq.values(), eq.c.value) {
+                Some(t) => walk.reached(t),
+                None => return Some(k),
+            }
+        } else if line.contains(ANSWER_MARKER) {
+            let said = answer_number(line).map(|n| n.value);
+            return (!said.is_some_and(|v| same(v, walk.gold.answer))).then_some(k);
+        }
+    }
+    Some(lines.len() - 1)
+}
+
+/// Where the prediction first goes wrong, checked alone: a wrong result or first operand.
+fn first_error_alone(case: &Case) -> Option<usize> {
     let known = values(&numbers(&case.problem));
     let mut results: Vec<f64> = Vec::new();
     for (k, line) in steps(&case.prediction).iter().enumerate() {
@@ -197,23 +319,27 @@ fn first_error(case: &Case) -> Option<usize> {
                 return Some(k);
             }
             results.push(eq.c.value);
-        } else if let Some(at) = line.rfind(ANSWER_MARKER) {
-            let said = numbers(&line[at..]).first().map(|n| n.value);
-            if let (Some(said), Some(&last)) = (said, results.last())
-                && !same(said, last)
-            {
-                return Some(k);
-            }
+        } else if let (Some(said), Some(&last)) = (answer_number(line), results.last())
+            && !same(said.value, last)
+        {
+            return Some(k);
         }
     }
     None
 }
 
+fn first_error(case: &Case) -> Option<usize> {
+    match Walk::start(case) {
+        Some(walk) => first_error_against(case, walk),
+        None => first_error_alone(case),
+    }
+}
+
 /// The first step of `text`, a solution of `problem`, that the `arith` teacher would call
-/// wrong; `None` when every calculation checks out. Judges a fix's arithmetic, which a
-/// correct final answer does not guarantee.
+/// wrong without a gold solution; `None` when every calculation checks out. Judges a fix's
+/// arithmetic, which a correct final answer does not guarantee.
 pub fn first_wrong_step(problem: &str, text: &str) -> Option<usize> {
-    first_error(&Case {
+    first_error_alone(&Case {
         problem: problem.into(),
         solution: String::new(),
         prediction: text.into(),
@@ -233,8 +359,94 @@ fn rewrite_numbers(line: &str, mut edits: Vec<(Number, f64)>) -> String {
     out
 }
 
-/// The prediction's steps from `k` on, corrected.
-fn corrected_from(case: &Case, k: usize) -> String {
+/// Wrong values (bits) → corrected values, carried into every later number.
+#[derive(Default)]
+struct Carried(HashMap<u64, f64>);
+
+impl Carried {
+    fn value(&self, n: Number) -> f64 {
+        self.0.get(&n.value.to_bits()).copied().unwrap_or(n.value)
+    }
+
+    fn correct(&mut self, wrong: f64, right: f64) {
+        if !same(wrong, right) {
+            self.0.insert(wrong.to_bits(), right);
+        }
+    }
+
+    /// `line` with the carried values, and with `edits` (which come first).
+    fn rewrite(&self, line: &str, mut edits: Vec<(Number, f64)>) -> String {
+        let others: Vec<(Number, f64)> = numbers(line)
+            .into_iter()
+            .filter(|n| !edits.iter().any(|(e, _)| e.start == n.start))
+            .map(|n| (n, self.value(n)))
+            .collect();
+        edits.extend(others);
+        rewrite_numbers(line, edits)
+    }
+
+    /// An equation's line with operand values `operands` and their result `c`.
+    fn rewrite_equation(&self, line: &str, eq: &Equation, operands: Vec<f64>, c: f64) -> String {
+        let mut edits: Vec<(Number, f64)> = eq.operands.iter().copied().zip(operands).collect();
+        edits.push((eq.c, c));
+        self.rewrite(line, edits)
+    }
+}
+
+/// The prediction's steps from `k` on, corrected against the gold solution.
+fn corrected_against(case: &Case, k: usize, mut walk: Walk) -> String {
+    let lines = steps(&case.prediction);
+    // The steps before `k` are right: where they got to along the gold solution.
+    for eq in lines[..k].iter().filter_map(|l| equation(l)) {
+        if let Some(t) = walk.right(&eq, &eq.values(), eq.c.value) {
+            walk.reached(t);
+        }
+    }
+    let mut carried = Carried::default();
+    let mut out = Vec::new();
+    let mut answered = false;
+    for line in &lines[k..] {
+        if let Some(eq) = equation(line) {
+            if walk.next == walk.gold.steps.len() {
+                continue; // a step past the gold solution
+            }
+            let operands: Vec<f64> = eq.operands.iter().map(|&n| carried.value(n)).collect();
+            let c = eq.eval(&operands);
+            let t = match walk.right(&eq, &operands, c) {
+                Some(t) => {
+                    out.push(carried.rewrite_equation(line, &eq, operands, c));
+                    t
+                }
+                // A misread: the gold step instead.
+                None => {
+                    out.push(walk.gold.steps[walk.next].0.to_string());
+                    walk.next
+                }
+            };
+            carried.correct(eq.c.value, walk.gold.steps[t].1);
+            walk.reached(t);
+        } else if let Some(said) = answer_number(line) {
+            out.extend(walk.missing());
+            walk.next = walk.gold.steps.len();
+            out.push(carried.rewrite(line, vec![(said, walk.gold.answer)]));
+            answered = true;
+        } else {
+            out.push(carried.rewrite(line, Vec::new()));
+        }
+    }
+    if !answered {
+        out.extend(walk.missing());
+        out.push(walk.gold.answer_line.map_or_else(
+            || format!("{ANSWER_MARKER} {}", format(walk.gold.answer)),
+            str::to_string,
+        ));
+    }
+    out.join("\n")
+}
+
+/// The prediction's steps from `k` on, corrected alone: results and an impossible first
+/// operand, carried through.
+fn corrected_alone(case: &Case, k: usize) -> String {
     let lines = steps(&case.prediction);
     let known = values(&numbers(&case.problem));
     let results: Vec<f64> = lines[..k]
@@ -243,58 +455,27 @@ fn corrected_from(case: &Case, k: usize) -> String {
         .map(|e| e.c.value)
         .collect();
     let mut last_result = results.last().copied();
-    // Wrong value (bits) → corrected value, carried into every later number.
-    let mut corrected: HashMap<u64, f64> = HashMap::new();
-    let carried = |n: Number, corrected: &HashMap<u64, f64>| {
-        corrected.get(&n.value.to_bits()).map(|&v| (n, v))
-    };
+    let mut carried = Carried::default();
     let mut out = Vec::new();
     for (j, line) in lines.iter().enumerate().skip(k) {
         let Some(eq) = equation(line) else {
-            // Non-equation lines (the answer line too) carry corrected values.
-            let mut edits: Vec<(Number, f64)> = numbers(line)
-                .into_iter()
-                .filter_map(|n| carried(n, &corrected))
-                .collect();
-            if let (Some(at), Some(last)) = (line.rfind(ANSWER_MARKER), last_result)
-                && let Some(said) = numbers(&line[at..]).first()
-            {
-                let said = Number {
-                    start: at + said.start,
-                    end: at + said.end,
-                    ..*said
-                };
-                edits.retain(|(n, _)| n.start != said.start);
-                edits.push((said, last));
-            }
-            out.push(rewrite_numbers(line, edits));
+            let edits = match (answer_number(line), last_result) {
+                (Some(said), Some(last)) => vec![(said, last)],
+                _ => Vec::new(),
+            };
+            out.push(carried.rewrite(line, edits));
             continue;
         };
-        let mut values: Vec<f64> = eq
-            .operands
-            .iter()
-            .map(|&n| carried(n, &corrected).map_or(n.value, |(_, v)| v))
-            .collect();
+        let mut operands: Vec<f64> = eq.operands.iter().map(|&n| carried.value(n)).collect();
         if j == k
             && let Some(prev) = last_result
             && from_nowhere(&eq, &known, &results)
         {
-            values[0] = prev;
+            operands[0] = prev;
         }
-        let c = eq.eval(&values);
-        // The equation's numbers, then the line's other numbers carried.
-        let mut edits: Vec<(Number, f64)> = eq.operands.iter().copied().zip(values).collect();
-        edits.push((eq.c, c));
-        let others: Vec<(Number, f64)> = numbers(line)
-            .into_iter()
-            .filter(|n| !edits.iter().any(|(e, _)| e.start == n.start))
-            .filter_map(|n| carried(n, &corrected))
-            .collect();
-        edits.extend(others);
-        out.push(rewrite_numbers(line, edits));
-        if !same(eq.c.value, c) {
-            corrected.insert(eq.c.value.to_bits(), c);
-        }
+        let c = eq.eval(&operands);
+        out.push(carried.rewrite_equation(line, &eq, operands, c));
+        carried.correct(eq.c.value, c);
         last_result = Some(c);
     }
     out.join("\n")
@@ -311,7 +492,10 @@ impl Teacher for Arith {
         if k >= steps(&case.prediction).len() {
             return Ok(String::new());
         }
-        Ok(corrected_from(case, k))
+        Ok(match Walk::start(case) {
+            Some(walk) => corrected_against(case, k, walk),
+            None => corrected_alone(case, k),
+        })
     }
 
     fn name(&self) -> String {
@@ -396,5 +580,90 @@ mod tests {
         assert!(equation("extra 3 = 3").is_none());
         assert_eq!(format(2.5), "2.5");
         assert_eq!(format(34.0), "34");
+    }
+
+    fn against_gold(prediction: &str) -> Case {
+        Case {
+            problem: "Ann has 15 pencils. Then she triples the number of pencils she has. Then she gets 12 more pencils. How many pencils does Ann have now?".into(),
+            solution: "Ann triples them, so she has 15 * 3 = 45 pencils.\nAnn gets 12 more, so she has 45 + 12 = 57 pencils.\nThe answer is 57".into(),
+            prediction: prediction.into(),
+        }
+    }
+
+    /// The located step and the whole fix (prefix + rewrite).
+    fn fixed(c: &Case) -> (String, String) {
+        let reply = Arith.locate(c).unwrap();
+        let Some(k) = reply.trim_matches(['[', ']']).parse::<usize>().ok() else {
+            return (reply, c.prediction.clone());
+        };
+        let lines = steps(&c.prediction);
+        let mut fix: Vec<String> = lines[..k].iter().map(|l| l.to_string()).collect();
+        fix.push(Arith.rewrite(c, k, "").unwrap());
+        (reply, fix.join("\n"))
+    }
+
+    #[test]
+    fn a_misread_step_becomes_the_gold_step_and_the_rest_is_carried() {
+        // A wrong operation ("quadruples", * 4): its arithmetic is right, but 4 is no number
+        // of the problem or the gold solution.
+        let c = against_gold(
+            "Ann quadruples them, so she has 15 * 4 = 60 stickers.\nLena gets 12 more, so she has 60 + 12 = 72 marbles.\nThe answer is 72",
+        );
+        assert_eq!(
+            fixed(&c),
+            (
+                "[0]".into(),
+                "Ann triples them, so she has 15 * 3 = 45 pencils.\nLena gets 12 more, so she has 45 + 12 = 57 marbles.\nThe answer is 57".into()
+            )
+        );
+        // A wrong result, then an operand from nowhere (21: neither the corrected 45 nor a
+        // number of the problem or the gold solution).
+        let c = against_gold(
+            "Ann triples them, so she has 15 * 3 = 46 pencils.\nAnn gets 12 more, so she has 21 + 12 = 33 pencils.\nThe answer is 33",
+        );
+        assert_eq!(
+            fixed(&c),
+            (
+                "[0]".into(),
+                "Ann triples them, so she has 15 * 3 = 45 pencils.\nAnn gets 12 more, so she has 45 + 12 = 57 pencils.\nThe answer is 57".into()
+            )
+        );
+    }
+
+    #[test]
+    fn skipped_steps_are_inserted_and_extra_ones_dropped() {
+        let short = against_gold("Ann triples them, so she has 15 * 3 = 45 pencils.\nThe answer is 45");
+        assert_eq!(
+            fixed(&short),
+            ("[1]".into(), against_gold("").solution)
+        );
+        let long = against_gold(
+            "Ann triples them, so she has 15 * 3 = 45 pencils.\nAnn gets 12 more, so she has 45 + 12 = 57 pencils.\nAnn doubles them, so she has 57 * 2 = 114 pencils.\nThe answer is 114",
+        );
+        assert_eq!(fixed(&long), ("[2]".into(), against_gold("").solution));
+        // No answer line: the last step is where it goes wrong; the answer is added.
+        let unfinished = against_gold(
+            "Ann triples them, so she has 15 * 3 = 45 pencils.\nAnn gets 12 more, so she has 45 + 12 = 57 pencils.",
+        );
+        assert_eq!(fixed(&unfinished), ("[1]".into(), against_gold("").solution));
+    }
+
+    #[test]
+    fn another_method_is_right_and_a_lucky_value_is_not() {
+        let merged = against_gold("Ann has 15 * 3 + 12 = 57 pencils.\nThe answer is 57");
+        assert_eq!(Arith.locate(&merged).unwrap(), "correct");
+        let lucky = against_gold(
+            "Ann triples them, so she has 40 + 5 = 45 pencils.\nAnn gets 12 more, so she has 45 + 12 = 57 pencils.\nThe answer is 57",
+        );
+        assert_eq!(Arith.locate(&lucky).unwrap(), "[0]");
+        // 57 is a gold result, not yet reached: 57 - 12 = 45 is no way to get there.
+        let ahead = against_gold(
+            "Ann triples them, so she has 57 - 12 = 45 pencils.\nAnn gets 12 more, so she has 45 + 12 = 57 pencils.\nThe answer is 57",
+        );
+        assert_eq!(Arith.locate(&ahead).unwrap(), "[0]");
+        let wrong_answer = against_gold(
+            "Ann triples them, so she has 15 * 3 = 45 pencils.\nAnn gets 12 more, so she has 45 + 12 = 57 pencils.\nThe answer is 75",
+        );
+        assert_eq!(fixed(&wrong_answer), ("[2]".into(), against_gold("").solution));
     }
 }

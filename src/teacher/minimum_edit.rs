@@ -241,8 +241,10 @@ mod tests {
 
     #[test]
     fn an_unlocatable_error_is_dropped_or_kept_as_the_public_code() {
-        // Wrong reasoning with right arithmetic: arith says "correct".
-        let s = sample("He has 12 - 5 = 7 apples.\nThe answer is 7");
+        // Wrong reasoning with right arithmetic, and a gold solution without equations to
+        // line it up with: arith says "correct".
+        let mut s = sample("He has 12 - 5 = 7 apples.\nThe answer is 7");
+        s.case.solution = "He ends with seventeen.\nThe answer is 17".into();
         assert!(matches!(
             judge(&Arith, TaskKind::Math, &s, Fidelity::Corrected).unwrap(),
             Outcome::Dropped { .. }

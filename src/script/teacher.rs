@@ -208,6 +208,21 @@ pub mod teacher_api {
         crate::script::io::to_array("minimum_edit", &json)
     }
 
+    /// The teacher `spec` as a stage input: an offline teacher's name with its rule's
+    /// revision (`"arith@2"`), so that a run made with an older rule reruns the teacher
+    /// instead of reusing its records; any other spec (a model, an HTTP teacher) unchanged.
+    ///
+    /// ```rhai
+    /// print(teacher_revision("arith"));              // arith@2
+    /// print(teacher_revision("anthropic:claude"));   // anthropic:claude
+    /// ```
+    pub fn teacher_revision(spec: &str) -> String {
+        match by_name(spec) {
+            Ok(t) => format!("{}@{}", t.name(), t.revision()),
+            Err(_) => spec.to_string(),
+        }
+    }
+
     /// GRM training examples (RLMEC.md, step 3) from teacher records: `{input, output}` in
     /// the GRM template — locate and rewrite for each fixed record, and each correct
     /// prediction as a rewrite of itself with probability (fixed) / (all records), drawn

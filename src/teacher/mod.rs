@@ -37,6 +37,12 @@ pub trait Teacher {
     /// The name that goes into records and caches.
     fn name(&self) -> String;
 
+    /// A rule teacher's revision, raised whenever its answers change, so that a run's stage
+    /// fingerprint sees a new rule (its name alone would not) and reruns the teacher.
+    fn revision(&self) -> u32 {
+        1
+    }
+
     /// [`Teacher::locate`] for many cases (a model teacher answers them in one batch).
     fn locate_all(&self, cases: &[&Case]) -> Result<Vec<String>, TeacherError> {
         cases.iter().map(|c| self.locate(c)).collect()

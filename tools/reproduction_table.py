@@ -4,12 +4,15 @@ seeds of each (model, task), with every seed's value and n.
     python3 tools/reproduction_table.py runs/repro
 
 Reads each run's accuracy.json (written by the procedure scripts) and its config.json for
-the test bed: the problems the from-scratch policy was pretrained on, the RL problems and the
-post-training learning rate (runs of different test beds are different rows); a run
+the test bed: the problems the from-scratch policy was pretrained on, the RL problems, the
+post-training learning rate, the teacher with its rule's revision (read off the fingerprint
+of step 2's inputs: `arith@1` checked the prediction alone, `arith@2` lines it up with the
+gold solution) and the GRM's epochs; runs of different test beds are different rows. A run
 directory is named <script>[-<tag>]-seed<N>. Rows named `start` are the starting policy, the
 same in every script of a seed, so they are counted once per seed and test bed.
 """
 
+import hashlib
 import json
 import statistics
 import sys
@@ -25,14 +28,35 @@ def scientific(x) -> str:
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
-def test_bed(config_file: Path):
-    """(pretraining problems, RL problems, post-training lr) of a run, `?` where unknown."""
+def teacher(run: Path, name: str) -> str:
+    """The teacher of step 2 with its rule's revision (`arith@2`); before revisions were
+    recorded the input was the bare name, the first revision. `?` without step 2."""
+    stage = run / "stages" / "teacher_edits.json"
+    if not stage.is_file():
+        return "?"
+    recorded = json.loads(stage.read_text()).get("input_parts", {}).get("teacher")
+    fingerprint = lambda value: hashlib.sha256(json.dumps(value).encode()).hexdigest()
+    if recorded == fingerprint(name):
+        return f"{name}@1"
+    return next((f"{name}@{r}" for r in range(1, 100) if recorded == fingerprint(f"{name}@{r}")), name)
+
+
+def test_bed(run: Path):
+    """(pretraining problems, RL problems, post-training lr, teacher, GRM epochs) of a run,
+    `?` where unknown."""
+    config_file = run / "config.json"
     if not config_file.is_file():
-        return ("?", "?", "?")
+        return ("?",) * 5
     c = json.loads(config_file.read_text())
     rl, baseline = c.get("rl", {}).get("lr"), c.get("baseline", {}).get("lr")
     lr = scientific(rl) if rl == baseline else f"{scientific(rl)} (baselines {scientific(baseline)})"
-    return (c.get("synthetic", {}).get("n_pretrain", "?"), c.get("n_train", "?"), lr)
+    return (
+        c.get("synthetic", {}).get("n_pretrain", "?"),
+        c.get("n_train", "?"),
+        lr,
+        teacher(run, c.get("teacher", "?")),
+        c.get("grm_train", {}).get("epochs", "?"),
+    )
 
 
 def main(root: Path) -> None:
@@ -41,7 +65,7 @@ def main(root: Path) -> None:
     first_made = {}  # test bed -> when its first run was created: beds appear in that order
     for table in sorted(root.glob("*-seed*/accuracy.json")):
         seed = table.parent.name.rsplit("-seed", 1)[1]
-        bed = test_bed(table.parent / "config.json")
+        bed = test_bed(table.parent)
         run = table.parent / "run.json"
         created = json.loads(run.read_text()).get("created", 0) if run.is_file() else 0
         first_made[bed] = min(first_made.get(bed, created), created)
@@ -55,8 +79,8 @@ def main(root: Path) -> None:
     all_seeds = sorted({s for by_seed in cells.values() for s in by_seed}, key=int)
     # Seeds differ a lot (each is another from-scratch policy), so each row is also compared
     # with the starting policy of the same seed: the paired difference, in points.
-    print(f"| model | task | pretraining problems | RL problems | post-training lr | accuracy (mean ± sd over seeds) | per seed ({', '.join(all_seeds)}) | Δ vs start, per seed | mean Δ | n |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| model | task | pretraining problems | RL problems | post-training lr | teacher | GRM epochs | accuracy (mean ± sd over seeds) | per seed ({', '.join(all_seeds)}) | Δ vs start, per seed | mean Δ | n |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     def order(cell):
         """By task, then test bed, the start first, then by model."""
         (task, bed, model), _ = cell
@@ -75,8 +99,8 @@ def main(root: Path) -> None:
             for s in all_seeds
         ) if model != "start" else ""
         delta_mean = f"{statistics.mean(deltas):+.1f}" if deltas and model != "start" else ""
-        n_pretrain, n_train, lr = bed
-        print(f"| {model} | {task} | {n_pretrain} | {n_train} | {lr} | {mean:.1f} ± {sd:.1f} | {each} | {delta_each} | {delta_mean} | {sizes[(task, bed, model)]} |")
+        n_pretrain, n_train, lr, teacher_rev, grm_epochs = bed
+        print(f"| {model} | {task} | {n_pretrain} | {n_train} | {lr} | {teacher_rev} | {grm_epochs} | {mean:.1f} ± {sd:.1f} | {each} | {delta_each} | {delta_mean} | {sizes[(task, bed, model)]} |")
 
 
 if __name__ == "__main__":

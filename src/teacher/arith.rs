@@ -281,13 +281,17 @@ impl<'a> Walk<'a> {
             .flatten()
     }
 
+    /// Gold step `t` is reached: its value may be used from now on.
     fn reached(&mut self, t: usize) {
         self.known.push(self.gold.steps[t].1);
         self.next = t + 1;
     }
 
+    /// The gold steps not reached yet, as lines.
     fn missing(&self) -> impl Iterator<Item = String> + '_ {
-        self.gold.steps[self.next..].iter().map(|(l, _)| l.to_string())
+        self.gold.steps[self.next..]
+            .iter()
+            .map(|(l, _)| l.to_string())
     }
 }
 
@@ -637,11 +641,9 @@ mod tests {
 
     #[test]
     fn skipped_steps_are_inserted_and_extra_ones_dropped() {
-        let short = against_gold("Ann triples them, so she has 15 * 3 = 45 pencils.\nThe answer is 45");
-        assert_eq!(
-            fixed(&short),
-            ("[1]".into(), against_gold("").solution)
-        );
+        let short =
+            against_gold("Ann triples them, so she has 15 * 3 = 45 pencils.\nThe answer is 45");
+        assert_eq!(fixed(&short), ("[1]".into(), against_gold("").solution));
         let long = against_gold(
             "Ann triples them, so she has 15 * 3 = 45 pencils.\nAnn gets 12 more, so she has 45 + 12 = 57 pencils.\nAnn doubles them, so she has 57 * 2 = 114 pencils.\nThe answer is 114",
         );
@@ -650,7 +652,10 @@ mod tests {
         let unfinished = against_gold(
             "Ann triples them, so she has 15 * 3 = 45 pencils.\nAnn gets 12 more, so she has 45 + 12 = 57 pencils.",
         );
-        assert_eq!(fixed(&unfinished), ("[1]".into(), against_gold("").solution));
+        assert_eq!(
+            fixed(&unfinished),
+            ("[1]".into(), against_gold("").solution)
+        );
     }
 
     #[test]
@@ -669,6 +674,9 @@ mod tests {
         let wrong_answer = against_gold(
             "Ann triples them, so she has 15 * 3 = 45 pencils.\nAnn gets 12 more, so she has 45 + 12 = 57 pencils.\nThe answer is 75",
         );
-        assert_eq!(fixed(&wrong_answer), ("[2]".into(), against_gold("").solution));
+        assert_eq!(
+            fixed(&wrong_answer),
+            ("[2]".into(), against_gold("").solution)
+        );
     }
 }

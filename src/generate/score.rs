@@ -129,10 +129,12 @@ fn score_batch(
             .net()
             .logits(&picked.narrow(0, start, len))
             .to_kind(Kind::Float);
+        // log p(target) = logit(target) − logsumexp(logits): one pass over the chunk's
+        // logits, where log_softmax would write a second [len, vocab] buffer.
         let lp = logits
-            .log_softmax(-1, Kind::Float)
             .gather(1, &targets.narrow(0, start, len).unsqueeze(1), false)
-            .squeeze_dim(1);
+            .squeeze_dim(1)
+            - logits.logsumexp([-1i64].as_slice(), false);
         logps.extend(Vec::<f32>::try_from(lp).map_err(|e| GenerateError::Torch(e.to_string()))?);
         start += len;
     }

@@ -8,6 +8,9 @@
 #   N_TRAIN=2000 tools/reproduce_math.sh               a larger budget: RL problems
 #   TAG=p2000 SET="synthetic.n_pretrain=2000 n_train=2000 rl.lr=3e-4 baseline.lr=3e-4" \
 #       tools/reproduce_math.sh                         another test bed, runs named -p2000
+#   TAG=p2000g REUSE=p2000 SET="… grm_train.epochs=1" tools/reproduce_math.sh
+#                                                       the same bed changed: math_full takes
+#                                                       the stages it shares with -p2000's
 #
 # With N_TRAIN, math_full of each seed runs first at the default budget (it trains the
 # from-scratch policy), then again from that policy with N_TRAIN problems in
@@ -42,7 +45,10 @@ for seed in $SEEDS; do
         name=
         base=$scratch
     fi
-    "$RLMEC" -q scripts/math_full.rhai --seed "$seed" ${budget[@]+"${budget[@]}"} --out "$base"
+    reuse=()
+    if [[ -n ${REUSE:-} ]]; then reuse=(--reuse "runs/repro/math_full-$REUSE-seed$seed"); fi
+    "$RLMEC" -q scripts/math_full.rhai --seed "$seed" ${budget[@]+"${budget[@]}"} \
+        ${reuse[@]+"${reuse[@]}"} --out "$base"
     for v in $VARIANTS; do
         "$RLMEC" -q "scripts/variants/$v.rhai" --set kind=math ${budget[@]+"${budget[@]}"} \
             --seed "$seed" --reuse "$base" --out "runs/repro/$v$name-seed$seed"

@@ -19,6 +19,7 @@ use crate::model::Model;
 use crate::model::batch::Batch;
 use crate::model::gemv;
 use crate::model::kv_cache::KvCache;
+use crate::model::llama::target_logprobs;
 use crate::tokenize::TokenizeError;
 use sampler::SamplingParams;
 use stop::StopStrings;
@@ -216,13 +217,11 @@ fn generate_batch(
             .map(|row| &mut row.rng)
             .collect();
         let next = sampler::choose(&allowed, &opts.sampling, &mut rngs);
-        // log_softmax at the chosen ids only: no [B, vocab] output per step.
-        let logp = logits.gather(1, &next.unsqueeze(1), false)
-            - logits.logsumexp([-1i64].as_slice(), true);
+        let logp = target_logprobs(&logits, &next);
         let next_ids =
             Vec::<i64>::try_from(&next).map_err(|e| GenerateError::Torch(e.to_string()))?;
-        let next_logp = Vec::<f32>::try_from(logp.squeeze_dim(1))
-            .map_err(|e| GenerateError::Torch(e.to_string()))?;
+        let next_logp =
+            Vec::<f32>::try_from(logp).map_err(|e| GenerateError::Torch(e.to_string()))?;
 
         let mut keep = Vec::with_capacity(live.len());
         for (slot, &r) in live.iter().enumerate() {

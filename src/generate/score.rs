@@ -6,6 +6,7 @@ use tch::{Kind, Tensor};
 use super::GenerateError;
 use crate::model::Model;
 use crate::model::batch::Batch;
+use crate::model::llama::target_logprobs;
 
 /// Positions pushed through the output head at once (bounds the [N, vocab] buffer).
 const HEAD_CHUNK: i64 = 512;
@@ -129,12 +130,7 @@ fn score_batch(
             .net()
             .logits(&picked.narrow(0, start, len))
             .to_kind(Kind::Float);
-        // log p(target) = logit(target) − logsumexp(logits): one pass over the chunk's
-        // logits, where log_softmax would write a second [len, vocab] buffer.
-        let lp = logits
-            .gather(1, &targets.narrow(0, start, len).unsqueeze(1), false)
-            .squeeze_dim(1)
-            - logits.logsumexp([-1i64].as_slice(), false);
+        let lp = target_logprobs(&logits, &targets.narrow(0, start, len));
         logps.extend(Vec::<f32>::try_from(lp).map_err(|e| GenerateError::Torch(e.to_string()))?);
         start += len;
     }

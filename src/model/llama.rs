@@ -289,6 +289,14 @@ impl Llama {
     }
 }
 
+/// log p(`ids[i]`) under row `i` of `logits` ([N, vocab], [N] -> [N]), as
+/// `logit[id] − logsumexp(logits)`: no [N, vocab] log-softmax is written (nor kept for
+/// backward when training).
+pub fn target_logprobs(logits: &Tensor, ids: &Tensor) -> Tensor {
+    (logits.gather(1, &ids.unsqueeze(1), false) - logits.logsumexp([-1i64].as_slice(), true))
+        .squeeze_dim(1)
+}
+
 /// [B, 1, T, L] boolean mask for T queries that follow L - T cached keys. A query on a
 /// padding position would see no key at all (and softmax to NaN); it is let see itself.
 fn attention_mask(key_mask: &Tensor, t: i64) -> Tensor {

@@ -224,6 +224,9 @@ impl<'a> Gold<'a> {
             .iter()
             .filter_map(|l| equation(l).map(|e| (l.trim(), e)))
             .collect();
+        if equations.is_empty() {
+            return None;
+        }
         let steps: Vec<(&str, f64)> = equations.iter().map(|(l, e)| (*l, e.c.value)).collect();
         let givens = equations
             .iter()
@@ -233,7 +236,7 @@ impl<'a> Gold<'a> {
         let answer_line = lines.iter().rev().find(|l| l.contains(ANSWER_MARKER));
         let answer = answer_line
             .and_then(|l| answer_number(l))
-            .map_or(steps.last()?.1, |n| n.value);
+            .map_or(steps[steps.len() - 1].1, |n| n.value);
         Some(Self {
             answer,
             answer_line: answer_line.map(|l| l.trim()),
@@ -515,6 +518,8 @@ impl Teacher for Arith {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tasks::{Fidelity, TaskKind};
+    use crate::teacher::minimum_edit::{Outcome, Sample, judge};
 
     fn case(prediction: &str) -> Case {
         Case {
@@ -599,16 +604,20 @@ mod tests {
         }
     }
 
-    /// The located step and the whole fix (prefix + rewrite).
+    /// The located step and the whole fix, through the minimum-edit protocol; the fix
+    /// must reach the gold answer.
     fn fixed(c: &Case) -> (String, String) {
-        let reply = Arith.locate(c).unwrap();
-        let Some(k) = reply.trim_matches(['[', ']']).parse::<usize>().ok() else {
-            return (reply, c.prediction.clone());
+        let sample = Sample {
+            case: c.clone(),
+            answer: "57".into(),
         };
-        let lines = steps(&c.prediction);
-        let mut fix: Vec<String> = lines[..k].iter().map(|l| l.to_string()).collect();
-        fix.push(Arith.rewrite(c, k, "").unwrap());
-        (reply, fix.join("\n"))
+        let Outcome::Record(r) =
+            judge(&Arith, TaskKind::Math, &sample, Fidelity::Corrected).unwrap()
+        else {
+            panic!("dropped: {}", c.prediction)
+        };
+        assert!(r.is_correct, "{}", r.fix_pred);
+        (format!("[{}]", r.error_step), r.fix_pred)
     }
 
     #[test]

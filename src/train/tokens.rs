@@ -11,6 +11,7 @@ use tch::{Kind, Tensor};
 use super::examples::{Example, RlTargets};
 use crate::model::Model;
 use crate::model::batch::Batch;
+use crate::model::llama::target_logprobs;
 
 /// [B, T] tensors, row `i` for example `i`, zero past each row's length. `logp` and
 /// `reg_logp` carry gradients; everything else is data.
@@ -129,9 +130,7 @@ pub fn forward<'a>(model: &Model, examples: &[&'a Example]) -> TokenBatch {
     };
     let picked = hidden.index(&[Some(cat(|t| &t.rows)), Some(cat(|t| &t.cols))]);
     let logits = model.net().logits(&picked).to_kind(Kind::Float);
-    let ids = cat(|t| &t.ids).unsqueeze(1);
-    let logp_flat =
-        (logits.gather(1, &ids, false) - logits.logsumexp([-1i64].as_slice(), true)).squeeze_dim(1);
+    let logp_flat = target_logprobs(&logits, &cat(|t| &t.ids));
 
     // Scatter each group's log-probabilities into its [B, width] tensor.
     let mut offset = 0;

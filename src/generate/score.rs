@@ -6,7 +6,6 @@ use tch::{Kind, Tensor};
 use super::GenerateError;
 use crate::model::Model;
 use crate::model::batch::Batch;
-use crate::model::llama::target_logprobs;
 
 /// Positions pushed through the output head at once (bounds the [N, vocab] buffer).
 const HEAD_CHUNK: i64 = 512;
@@ -130,7 +129,12 @@ fn score_batch(
             .net()
             .logits(&picked.narrow(0, start, len))
             .to_kind(Kind::Float);
-        let lp = target_logprobs(&logits, &targets.narrow(0, start, len));
+        // Without grad, the fused log_softmax is the faster of the two formulas
+        // (`target_logprobs`' logsumexp is several passes): 55 vs 73–97 ms per chunk here.
+        let lp = logits
+            .log_softmax(-1, Kind::Float)
+            .gather(1, &targets.narrow(0, start, len).unsqueeze(1), false)
+            .squeeze_dim(1);
         logps.extend(Vec::<f32>::try_from(lp).map_err(|e| GenerateError::Torch(e.to_string()))?);
         start += len;
     }

@@ -290,8 +290,8 @@ impl Llama {
 }
 
 /// log p(`ids[i]`) under row `i` of `logits` ([N, vocab], [N] -> [N]), as
-/// `logit[id] − logsumexp(logits)`: no [N, vocab] log-softmax is written (nor kept for
-/// backward when training).
+/// `logit[id] − logsumexp(logits)` (training's and decoding's formula; scoring, with no
+/// grad and thousands of rows, takes the fused log_softmax instead).
 pub fn target_logprobs(logits: &Tensor, ids: &Tensor) -> Tensor {
     (logits.gather(1, &ids.unsqueeze(1), false) - logits.logsumexp([-1i64].as_slice(), true))
         .squeeze_dim(1)

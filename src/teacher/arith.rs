@@ -604,12 +604,12 @@ mod tests {
         }
     }
 
-    /// The located step and the whole fix, through the minimum-edit protocol; the fix
-    /// must reach the gold answer.
+    /// The located step and the whole fix of an [`against_gold`] case, through the
+    /// minimum-edit protocol; the fix must reach that gold solution's answer.
     fn fixed(c: &Case) -> (String, String) {
         let sample = Sample {
             case: c.clone(),
-            answer: "57".into(),
+            answer: format(Gold::read(&c.solution).expect("a gold solution").answer),
         };
         let Outcome::Record(r) =
             judge(&Arith, TaskKind::Math, &sample, Fidelity::Corrected).unwrap()

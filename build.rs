@@ -4,6 +4,9 @@
 //! torch-sys adds an rpath only to its own C++ shim, which never reaches the final binary,
 //! and rustc links `--as-needed`, which drops `libtorch_cuda.so` because no Rust symbol
 //! refers to it (tch-rs issues #907, #980).
+//!
+//! It also compiles `src/model/onednn/shim.cpp`, the few lines of C++ that reach libtorch's
+//! oneDNN operators tch does not bind (see `src/model/onednn/mod.rs`).
 
 use std::env;
 use std::fs;
@@ -32,6 +35,8 @@ fn main() {
         return;
     }
 
+    compile_onednn_shim(&libtorch);
+
     // -rpath for the binary, the library's test harness, examples and benches alike.
     println!(
         "cargo:rustc-link-arg=-Wl,-rpath,{}",
@@ -43,4 +48,21 @@ fn main() {
         println!("cargo:rustc-link-arg=-ltorch_cuda");
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
+}
+
+/// Against libtorch's headers, with the C++ ABI torch-sys builds its own shim with.
+fn compile_onednn_shim(libtorch: &std::path::Path) {
+    let shim = "src/model/onednn/shim.cpp";
+    println!("cargo:rerun-if-changed={shim}");
+    println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
+    let abi = env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into());
+    cc::Build::new()
+        .cpp(true)
+        .file(shim)
+        .include(libtorch.join("include"))
+        .flag("-std=c++20")
+        .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
+        .define("GLOG_USE_GLOG_EXPORT", None)
+        .warnings(false)
+        .compile("rlmec_onednn");
 }

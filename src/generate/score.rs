@@ -91,8 +91,9 @@ impl Streams {
 /// A model read by two scoring threads at once.
 struct SharedModel<'a>(&'a Model);
 
-// SAFETY: scoring only reads the weights (no grad, no in-place op), and libtorch's tensor
-// reference counts are atomic, so concurrent forwards over the same weights are safe.
+// SAFETY: scoring only reads the weights (no grad, no in-place op), libtorch's tensor
+// reference counts are atomic, and the one thing a forward writes, a layer's packed oneDNN
+// copy, sits behind a mutex, so concurrent forwards over the same weights are safe.
 unsafe impl Sync for SharedModel<'_> {}
 
 fn score_batch(

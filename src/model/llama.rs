@@ -13,6 +13,7 @@ use tch::{Kind, Tensor};
 use super::config::ModelConfig;
 use super::gemv;
 use super::kv_cache::KvCache;
+use super::onednn::PackedWeight;
 use super::rope::Rope;
 
 /// `x·Wᵀ + b`, weights in `[out, in]` as in PyTorch.
@@ -20,6 +21,8 @@ use super::rope::Rope;
 struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    /// oneDNN's copy of `weight` for inference on many rows.
+    packed: PackedWeight,
 }
 
 /// A `[rows, cols]` parameter stored column-major (its transpose is contiguous).
@@ -37,15 +40,22 @@ impl Linear {
     fn new(p: nn::Path, in_dim: i64, out_dim: i64, bias: bool, std: f64) -> Self {
         let weight = column_major(&p, "weight", out_dim, in_dim, std);
         let bias = bias.then(|| p.var("bias", &[out_dim], Init::Const(0.0)));
-        Self { weight, bias }
+        Self {
+            weight,
+            bias,
+            packed: PackedWeight::default(),
+        }
     }
 
-    /// `decoding`: inference with a KV cache, where the streaming kernel may serve.
+    /// `decoding`: inference with a KV cache, where the streaming kernel may serve a few
+    /// rows; other inference goes to oneDNN's packed product, training to torch.
     fn forward(&self, x: &Tensor, decoding: bool) -> Tensor {
+        let bias = self.bias.as_ref();
         decoding
-            .then(|| gemv::linear(x, &self.weight, self.bias.as_ref()))
+            .then(|| gemv::linear(x, &self.weight, bias))
             .flatten()
-            .unwrap_or_else(|| x.linear(&self.weight, self.bias.as_ref()))
+            .or_else(|| self.packed.linear(x, &self.weight, bias))
+            .unwrap_or_else(|| x.linear(&self.weight, bias))
     }
 }
 
@@ -215,6 +225,8 @@ pub struct Llama {
     norm: RmsNorm,
     /// `None` when tied to the embeddings.
     lm_head: Option<Tensor>,
+    /// oneDNN's copy of the output head for inference on many rows.
+    head_packed: PackedWeight,
     rope: Rope,
 }
 
@@ -238,6 +250,7 @@ impl Llama {
             layers,
             norm,
             lm_head,
+            head_packed: PackedWeight::default(),
             rope: Rope::new(cfg, root.device()),
         }
     }
@@ -272,7 +285,9 @@ impl Llama {
 
     /// Vocabulary logits for hidden states [..., hidden].
     pub fn logits(&self, hidden: &Tensor) -> Tensor {
-        hidden.linear::<Tensor>(self.head(), None)
+        self.head_packed
+            .linear(hidden, self.head(), None)
+            .unwrap_or_else(|| hidden.linear::<Tensor>(self.head(), None))
     }
 
     /// Logits for decoding (inference only): the streaming kernel serves a few rows.

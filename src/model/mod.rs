@@ -10,6 +10,7 @@ pub mod gguf;
 pub mod hf;
 pub mod kv_cache;
 pub mod llama;
+pub mod onednn;
 pub mod rope;
 pub mod scratch;
 pub mod weights;

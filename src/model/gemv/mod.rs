@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tch::{Device, Kind, Tensor};
 
-/// The most rows served (a decoding batch); above, MKL's packed kernels pay off.
+/// The most rows served (a decoding batch); above, packed GEMM kernels (oneDNN, MKL) pay off.
 pub const MAX_ROWS: usize = 16;
 
 /// Output columns per tile: one AVX-512 register, two AVX2 ones.

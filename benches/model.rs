@@ -9,7 +9,8 @@
 //!
 //! Environment: `RLMEC_BENCH_PYTHON` (the interpreter with torch + transformers; default
 //! `.deps/bench-venv/bin/python`), `RLMEC_BENCH_THREADS` (default 2), `RLMEC_BENCH_DTYPE`
-//! (`f32` or `bf16`), `RLMEC_BENCH_SKIP_PEER=1` to time rlmec alone.
+//! (`f32` or `bf16`), `RLMEC_BENCH_PACK=0` (no oneDNN-packed weights), `RLMEC_BENCH_SKIP_PEER=1`
+//! to time rlmec alone.
 
 mod common;
 
@@ -57,6 +58,7 @@ fn main() {
     let (repeats, dtype) = (settings.repeats, settings.dtype);
     let opts = LoadOptions {
         dtype,
+        pack: settings.pack,
         ..LoadOptions::default()
     };
 

@@ -13,11 +13,13 @@ use serde_json::{Value, json};
 pub const MODEL: &str = "data/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 /// `RLMEC_BENCH_THREADS` (2), `RLMEC_BENCH_REPEATS` (3), `RLMEC_BENCH_DTYPE` (f32),
+/// `RLMEC_BENCH_PACK` (1; 0 times rlmec without oneDNN-packed weights),
 /// `RLMEC_BENCH_SKIP_PEER`, `RLMEC_BENCH_PYTHON` (`.deps/bench-venv/bin/python`).
 pub struct Settings {
     pub threads: i32,
     pub repeats: usize,
     pub dtype: Dtype,
+    pub pack: bool,
     pub skip_peer: bool,
     pub python: String,
 }
@@ -36,6 +38,7 @@ impl Settings {
                 .unwrap_or_else(|| "f32".into())
                 .parse()
                 .unwrap(),
+            pack: var("RLMEC_BENCH_PACK").is_none_or(|v| v != "0"),
             skip_peer: var("RLMEC_BENCH_SKIP_PEER").is_some(),
             python: var("RLMEC_BENCH_PYTHON")
                 .unwrap_or_else(|| ".deps/bench-venv/bin/python".into()),
@@ -110,9 +113,14 @@ pub fn run_peer(s: &Settings, script: &str, name: &str, input: &Value) -> Option
 /// numbers in `target/bench/<name>.json`.
 pub fn report(s: &Settings, name: &str, rows: &[(&str, &str)], ours: &Value, peer: Option<&Value>) {
     println!(
-        "\nSmolLM2-135M, {}, {} threads (medians)\n",
+        "\nSmolLM2-135M, {}, {} threads{} (medians)\n",
         s.dtype.hf_name(),
-        s.threads
+        s.threads,
+        if s.pack {
+            ""
+        } else {
+            ", rlmec without packed weights"
+        }
     );
     println!("| metric | rlmec | transformers | rlmec / transformers |");
     println!("| --- | --- | --- | --- |");

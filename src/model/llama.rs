@@ -37,13 +37,13 @@ fn column_major(p: &nn::Path, name: &str, rows: i64, cols: i64, std: f64) -> Ten
 }
 
 impl Linear {
-    fn new(p: nn::Path, in_dim: i64, out_dim: i64, bias: bool, std: f64) -> Self {
+    fn new(p: nn::Path, in_dim: i64, out_dim: i64, bias: bool, std: f64, pack: bool) -> Self {
         let weight = column_major(&p, "weight", out_dim, in_dim, std);
         let bias = bias.then(|| p.var("bias", &[out_dim], Init::Const(0.0)));
         Self {
             weight,
             bias,
-            packed: PackedWeight::default(),
+            packed: PackedWeight::new(pack),
         }
     }
 
@@ -95,7 +95,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(p: nn::Path, cfg: &ModelConfig) -> Self {
+    fn new(p: nn::Path, cfg: &ModelConfig, pack: bool) -> Self {
         let (h, kv, d) = (
             cfg.num_attention_heads as i64,
             cfg.num_kv_heads() as i64,
@@ -104,10 +104,10 @@ impl Attention {
         let hidden = cfg.hidden_size as i64;
         let std = cfg.initializer_range;
         Self {
-            q_proj: Linear::new(&p / "q_proj", hidden, h * d, cfg.qkv_bias(), std),
-            k_proj: Linear::new(&p / "k_proj", hidden, kv * d, cfg.qkv_bias(), std),
-            v_proj: Linear::new(&p / "v_proj", hidden, kv * d, cfg.qkv_bias(), std),
-            o_proj: Linear::new(&p / "o_proj", h * d, hidden, cfg.o_bias(), std),
+            q_proj: Linear::new(&p / "q_proj", hidden, h * d, cfg.qkv_bias(), std, pack),
+            k_proj: Linear::new(&p / "k_proj", hidden, kv * d, cfg.qkv_bias(), std, pack),
+            v_proj: Linear::new(&p / "v_proj", hidden, kv * d, cfg.qkv_bias(), std, pack),
+            o_proj: Linear::new(&p / "o_proj", h * d, hidden, cfg.o_bias(), std, pack),
             n_heads: h,
             n_kv_heads: kv,
             head_dim: d,
@@ -165,13 +165,13 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn new(p: nn::Path, cfg: &ModelConfig) -> Self {
+    fn new(p: nn::Path, cfg: &ModelConfig, pack: bool) -> Self {
         let (hidden, inter) = (cfg.hidden_size as i64, cfg.intermediate_size as i64);
         let (bias, std) = (cfg.mlp_bias, cfg.initializer_range);
         Self {
-            gate_proj: Linear::new(&p / "gate_proj", hidden, inter, bias, std),
-            up_proj: Linear::new(&p / "up_proj", hidden, inter, bias, std),
-            down_proj: Linear::new(&p / "down_proj", inter, hidden, bias, std),
+            gate_proj: Linear::new(&p / "gate_proj", hidden, inter, bias, std, pack),
+            up_proj: Linear::new(&p / "up_proj", hidden, inter, bias, std, pack),
+            down_proj: Linear::new(&p / "down_proj", inter, hidden, bias, std, pack),
         }
     }
 
@@ -190,13 +190,13 @@ struct Block {
 }
 
 impl Block {
-    fn new(p: nn::Path, cfg: &ModelConfig) -> Self {
+    fn new(p: nn::Path, cfg: &ModelConfig, pack: bool) -> Self {
         let (hidden, eps) = (cfg.hidden_size as i64, cfg.rms_norm_eps);
         Self {
             input_layernorm: RmsNorm::new(&p / "input_layernorm", hidden, eps),
-            self_attn: Attention::new(&p / "self_attn", cfg),
+            self_attn: Attention::new(&p / "self_attn", cfg, pack),
             post_attention_layernorm: RmsNorm::new(&p / "post_attention_layernorm", hidden, eps),
-            mlp: Mlp::new(&p / "mlp", cfg),
+            mlp: Mlp::new(&p / "mlp", cfg, pack),
         }
     }
 
@@ -232,7 +232,8 @@ pub struct Llama {
 
 impl Llama {
     /// Create the parameters under HF names (randomly initialised; loaders overwrite them).
-    pub fn new(root: &nn::Path, cfg: &ModelConfig) -> Self {
+    /// `pack`: keep oneDNN-packed copies of the weights for inference ([`PackedWeight`]).
+    pub fn new(root: &nn::Path, cfg: &ModelConfig, pack: bool) -> Self {
         let (vocab, hidden) = (cfg.vocab_size as i64, cfg.hidden_size as i64);
         let std = cfg.initializer_range;
         let model = root / "model";
@@ -240,7 +241,7 @@ impl Llama {
         // of every decoding step; the lookup only gathers a few strided rows.
         let embed_tokens = column_major(&(&model / "embed_tokens"), "weight", vocab, hidden, std);
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Block::new(&model / "layers" / i, cfg))
+            .map(|i| Block::new(&model / "layers" / i, cfg, pack))
             .collect();
         let norm = RmsNorm::new(&model / "norm", hidden, cfg.rms_norm_eps);
         let lm_head = (!cfg.tie_word_embeddings)
@@ -250,7 +251,7 @@ impl Llama {
             layers,
             norm,
             lm_head,
-            head_packed: PackedWeight::default(),
+            head_packed: PackedWeight::new(pack),
             rope: Rope::new(cfg, root.device()),
         }
     }

@@ -70,15 +70,20 @@ fn tokens_of(model: &Model, what: &str, value: &Dynamic) -> Res<Vec<i64>> {
     }
 }
 
-/// `dtype` ("f32") and `device` ("cpu") of a model's options, as `model_load` and
-/// `model_new` take them.
+/// `dtype` ("f32"), `device` ("cpu") and `pack` (true) of a model's options, as
+/// `model_load` and `model_new` take them.
 fn load_options(o: &mut super::options::Options) -> Res<crate::model::LoadOptions> {
     let dtype: crate::model::Dtype = o.string("dtype", "f32")?.parse().map_err(|e: String| e)?;
     let device = o
         .string("device", "cpu")?
         .parse()
         .map_err(|e: crate::device::UnknownDevice| e.to_string())?;
-    Ok(crate::model::LoadOptions { dtype, device })
+    let pack = o.bool("pack", true)?;
+    Ok(crate::model::LoadOptions {
+        dtype,
+        device,
+        pack,
+    })
 }
 
 fn int_array<T: Copy + Into<Dynamic>>(values: &[T]) -> Array {
@@ -124,10 +129,14 @@ pub mod model_api {
         model_load_with(path, rhai::Map::new())
     }
 
-    /// Load a model with options `#{dtype: "f32" | "bf16", device: "cpu" | "cuda" | "cuda:N"}`.
+    /// Load a model with options `#{dtype: "f32" | "bf16", device: "cpu" | "cuda" | "cuda:N",
+    /// pack: true | false}`. `pack` (default true) keeps a oneDNN-packed copy of the f32
+    /// weights for inference on the CPU — scoring and prompt prefill ~15% faster — at the cost
+    /// of a second copy of the weights in memory; `pack: false` saves that memory.
     ///
     /// ```rhai
     /// let m = model_load("tests/fixtures/model/tiny-llama", #{dtype: "f32", device: "cpu"});
+    /// let lean = model_load("tests/fixtures/model/tiny-llama", #{pack: false});
     /// ```
     #[rhai_fn(name = "model_load", return_raw)]
     pub fn model_load_with(path: &str, options: rhai::Map) -> Result<Model, Box<EvalAltResult>> {
@@ -147,7 +156,7 @@ pub mod model_api {
     /// (512), `rope_theta` (10000.0), `tie_word_embeddings` (true), `rms_norm_eps` (1e-5),
     /// `initializer_range` (0.02); and `seed` (0: the same seed, config and device give the
     /// same parameters; torch's generator is reseeded with it), `dtype` ("f32"), `device`
-    /// ("cpu") as for `model_load`. EOS is `<|endoftext|>`, id 0; there is no BOS.
+    /// ("cpu"), `pack` (true) as for `model_load`. EOS is `<|endoftext|>`, id 0; there is no BOS.
     ///
     /// ```rhai
     /// let texts = ["12 + 7 = 19", "3 + 45 = 48", "20 + 22 = 42"];

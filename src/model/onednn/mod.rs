@@ -52,8 +52,10 @@ pub fn grad_enabled() -> bool {
 }
 
 /// A linear layer's prepacked weight, made on demand.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PackedWeight {
+    /// False: never pack (saves the copy's memory); every product goes to torch.
+    enabled: bool,
     cache: Mutex<Option<Pack>>,
 }
 
@@ -65,9 +67,19 @@ struct Pack {
 }
 
 impl PackedWeight {
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            enabled,
+            cache: Mutex::new(None),
+        }
+    }
+
     /// `x·Wᵀ + b` for `x` [..., in] and `weight` [out, in] through the packed copy, or `None`
-    /// where it does not apply: not f32 on the CPU, gradients on, or no oneDNN.
+    /// where it does not apply: packing off, not f32 on the CPU, gradients on, or no oneDNN.
     pub fn linear(&self, x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Option<Tensor> {
+        if !self.enabled {
+            return None;
+        }
         if grad_enabled() {
             self.release();
             return None;
@@ -171,7 +183,7 @@ mod tests {
         let w = Tensor::randn([48, 40], (Kind::Float, Device::Cpu)).tr(); // [40, 48], column-major
         let b = Tensor::randn([40], (Kind::Float, Device::Cpu));
         let x = Tensor::randn([3, 7, 48], (Kind::Float, Device::Cpu));
-        let packed = PackedWeight::default();
+        let packed = PackedWeight::new(true);
         tch::no_grad(|| {
             let got = packed
                 .linear(&x, &w, Some(&b))
@@ -188,7 +200,7 @@ mod tests {
         tch::set_num_threads(1);
         let mut w = Tensor::randn([16, 24], (Kind::Float, Device::Cpu));
         let x = Tensor::randn([5, 24], (Kind::Float, Device::Cpu));
-        let packed = PackedWeight::default();
+        let packed = PackedWeight::new(true);
         let before = tch::no_grad(|| packed.linear(&x, &w, None)).unwrap();
         tch::no_grad(|| {
             w += 1.0;
@@ -208,9 +220,13 @@ mod tests {
     }
 
     #[test]
-    fn other_dtypes_go_to_torch() {
+    fn other_dtypes_and_packing_off_go_to_torch() {
         let w = Tensor::randn([8, 8], (Kind::BFloat16, Device::Cpu));
         let x = Tensor::randn([2, 8], (Kind::BFloat16, Device::Cpu));
-        assert!(tch::no_grad(|| PackedWeight::default().linear(&x, &w, None)).is_none());
+        assert!(tch::no_grad(|| PackedWeight::new(true).linear(&x, &w, None)).is_none());
+        let (w, x) = (w.to_kind(Kind::Float), x.to_kind(Kind::Float));
+        let off = PackedWeight::new(false);
+        assert!(tch::no_grad(|| off.linear(&x, &w, None)).is_none());
+        assert!(off.lock().is_none());
     }
 }

@@ -597,3 +597,47 @@ fn a_failing_objective_keeps_the_steps_done() {
     assert_eq!(state.position.step, 2);
     assert_eq!(metrics(&out).len(), 2);
 }
+
+/// Scoring keeps oneDNN-packed copies of the weights; after training the same model object,
+/// its scores must come from the trained weights, not from copies packed before.
+#[test]
+fn scoring_after_training_uses_the_trained_weights() {
+    let m = tiny();
+    let recs: Vec<Value> = [("2 + 2 =", " 4"), ("the cat", " sat on the mat")]
+        .iter()
+        .map(|(i, o)| json!({"input": i, "output": o}))
+        .collect();
+    let pairs: Vec<(Vec<i64>, Vec<i64>)> = tokenized(&m, &recs)
+        .iter()
+        .map(|e| (e.prompt.clone(), e.seq.clone()))
+        .collect();
+    let before = score(&m, &pairs, 8).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TrainOptions {
+        epochs: 3,
+        lr: 3e-3,
+        batch_size: 2,
+        out: Some(dir.path().to_path_buf()),
+        ..TrainOptions::default()
+    };
+    train(&m, &recs, &mut objective::Sft, &opts).unwrap();
+    let after = score(&m, &pairs, 8).unwrap();
+
+    let unpacked = LoadOptions {
+        pack: false,
+        ..LoadOptions::default()
+    };
+    let trained = score(&Model::load(dir.path(), unpacked).unwrap(), &pairs, 8).unwrap();
+    let gain: f32 = after.concat().iter().sum::<f32>() - before.concat().iter().sum::<f32>();
+    assert!(
+        gain > 1.0,
+        "training raised the log-likelihood by only {gain}"
+    );
+    for (a, t) in after.concat().iter().zip(trained.concat()) {
+        assert!(
+            (a - t).abs() < 1e-4,
+            "{a} (same object) vs {t} (reloaded, unpacked)"
+        );
+    }
+}

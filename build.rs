@@ -28,12 +28,12 @@ fn main() {
     let variant = read("variant");
     println!("cargo:rustc-env=RLMEC_LIBTORCH_VERSION={version}");
     println!("cargo:rustc-env=RLMEC_LIBTORCH_VARIANT={variant}");
-    if libtorch.as_os_str().is_empty() {
-        println!(
-            "cargo:warning=LIBTORCH is not set; run `make setup` (it assembles .deps/libtorch)"
-        );
-        return;
-    }
+    // The shim needs libtorch's headers, wherever torch-sys finds its libraries.
+    assert!(
+        !libtorch.as_os_str().is_empty(),
+        "LIBTORCH is not set: run `make setup` (it assembles .deps/libtorch, which \
+         .cargo/config.toml names), or point LIBTORCH at a libtorch 2.13"
+    );
 
     compile_onednn_shim(&libtorch);
 
@@ -63,6 +63,7 @@ fn compile_onednn_shim(libtorch: &std::path::Path) {
         .flag("-std=c++20")
         .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
         .define("GLOG_USE_GLOG_EXPORT", None)
+        // libtorch's headers warn by the hundred under -Wall; none of it is ours.
         .warnings(false)
         .compile("rlmec_onednn");
 }

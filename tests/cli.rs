@@ -363,6 +363,7 @@ fn the_data_stages_run_offline_from_a_script() {
     for line in [
         "teacher: 12 records, 6 fixed",
         "grm edits: 6 of 6",
+        "model:<path> edits: 6 of 6",
         "rewards: 12 records",
         "policy: 3 steps, loss true",
     ] {

@@ -39,7 +39,8 @@ pub mod teacher_api {
     /// correct prediction short-circuits. Options: `fidelity` (`"corrected"` | `"paper"`),
     /// `out` (write the records there as JSONL, atomically); for a model teacher
     /// `max_new_tokens` (2048) and `batch_size` (16) — it answers greedily with the GRM
-    /// templates, every question of the batch together; for an HTTP teacher
+    /// templates, every question of the batch together — and for `"model:<path>"` `dtype`,
+    /// `device` and `pack` as `model_load` takes them; for an HTTP teacher
     /// `max_new_tokens` (350), `concurrency` (4), `timeout_s` (120), `retries` (6) and
     /// `cache` (`$RLMEC_TEACHER_CACHE` or `runs/teacher-cache.jsonl`: every answer is kept
     /// there, so no request is ever made twice).
@@ -94,6 +95,7 @@ pub mod teacher_api {
         let concurrency = o.count("concurrency", 4)?;
         let timeout_s = o.float("timeout_s", 120.0)?;
         let retries = o.count("retries", 6)?;
+        let load = crate::script::model::load_options(&mut o)?;
         o.finish()?;
         let kind: TaskKind = kind
             .parse()
@@ -136,7 +138,7 @@ pub mod teacher_api {
                 })?;
                 match name.strip_prefix("model:") {
                     Some(path) => ModelHandle::new(
-                        crate::model::Model::load(Path::new(path), Default::default())
+                        crate::model::Model::load(Path::new(path), load)
                             .map_err(|e| format!("minimum_edit: {e}"))?,
                     ),
                     None if name.starts_with("anthropic:") || name.starts_with("openai:") => {

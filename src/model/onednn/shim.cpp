@@ -10,13 +10,12 @@
 #include <ATen/core/stack.h>
 #include <c10/core/GradMode.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <optional>
 
 namespace {
-
-char* error_copy(const char* what) { return strdup(what); }
 
 template <typename F>
 char* guarded(F body) {
@@ -24,9 +23,9 @@ char* guarded(F body) {
     body();
     return nullptr;
   } catch (const std::exception& e) {
-    return error_copy(e.what());
+    return strdup(e.what());
   } catch (...) {
-    return error_copy("unknown C++ exception");
+    return strdup("unknown C++ exception");
   }
 }
 

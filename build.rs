@@ -17,6 +17,12 @@ fn main() {
     let libtorch = env::var_os("LIBTORCH")
         .map(PathBuf::from)
         .unwrap_or_default();
+    // The shim needs libtorch's headers, wherever torch-sys finds its libraries.
+    assert!(
+        !libtorch.as_os_str().is_empty(),
+        "LIBTORCH is not set: run `make setup` (it assembles .deps/libtorch, which \
+         .cargo/config.toml names), or point LIBTORCH at a libtorch 2.13"
+    );
     let read = |name: &str| {
         let path = libtorch.join(name);
         println!("cargo:rerun-if-changed={}", path.display());
@@ -28,13 +34,6 @@ fn main() {
     let variant = read("variant");
     println!("cargo:rustc-env=RLMEC_LIBTORCH_VERSION={version}");
     println!("cargo:rustc-env=RLMEC_LIBTORCH_VARIANT={variant}");
-    // The shim needs libtorch's headers, wherever torch-sys finds its libraries.
-    assert!(
-        !libtorch.as_os_str().is_empty(),
-        "LIBTORCH is not set: run `make setup` (it assembles .deps/libtorch, which \
-         .cargo/config.toml names), or point LIBTORCH at a libtorch 2.13"
-    );
-
     compile_onednn_shim(&libtorch);
 
     // -rpath for the binary, the library's test harness, examples and benches alike.

@@ -76,6 +76,13 @@ fn tokenized(m: &Model, records: &[Value]) -> Vec<Example> {
     examples::tokenize(m, records, RecordKind::of(records)).unwrap()
 }
 
+/// Each example's (prompt, sequence) for `score`.
+fn score_inputs(ex: &[Example]) -> Vec<(Vec<i64>, Vec<i64>)> {
+    ex.iter()
+        .map(|e| (e.prompt.clone(), e.seq.clone()))
+        .collect()
+}
+
 fn floats(v: &Value) -> Vec<f64> {
     common::floats(v)
 }
@@ -311,11 +318,7 @@ fn sft_masks_the_prompt_and_averages_output_tokens() {
     let got = tch::no_grad(|| objective::sft_loss(&tokens::forward(&m, &refs)))
         .total
         .double_value(&[]);
-    let pairs: Vec<(Vec<i64>, Vec<i64>)> = ex
-        .iter()
-        .map(|e| (e.prompt.clone(), e.seq.clone()))
-        .collect();
-    let lp = score(&m, &pairs, 8).unwrap();
+    let lp = score(&m, &score_inputs(&ex), 8).unwrap();
     let all: Vec<f64> = lp.concat().iter().map(|&x| -f64::from(x)).collect();
     let want = all.iter().sum::<f64>() / all.len() as f64;
     assert!(close(got, want, 1e-5), "{got} vs {want}");
@@ -607,10 +610,7 @@ fn scoring_after_training_uses_the_trained_weights() {
         .iter()
         .map(|(i, o)| json!({"input": i, "output": o}))
         .collect();
-    let pairs: Vec<(Vec<i64>, Vec<i64>)> = tokenized(&m, &recs)
-        .iter()
-        .map(|e| (e.prompt.clone(), e.seq.clone()))
-        .collect();
+    let pairs = score_inputs(&tokenized(&m, &recs));
     let before = score(&m, &pairs, 8).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -634,10 +634,11 @@ fn scoring_after_training_uses_the_trained_weights() {
         gain > 1.0,
         "training raised the log-likelihood by only {gain}"
     );
-    for (a, t) in after.concat().iter().zip(trained.concat()) {
-        assert!(
-            (a - t).abs() < 1e-4,
-            "{a} (same object) vs {t} (reloaded, unpacked)"
-        );
-    }
+    let trained: Vec<f64> = trained.concat().iter().map(|&x| f64::from(x)).collect();
+    common::assert_close(
+        &after.concat(),
+        &trained,
+        1e-4,
+        "same object vs reloaded unpacked",
+    );
 }

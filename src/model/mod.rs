@@ -119,7 +119,7 @@ pub struct LoadOptions {
     pub dtype: Dtype,
     pub device: DeviceSpec,
     /// Keep a oneDNN-packed copy of each f32 weight for inference on the CPU: scoring and
-    /// prefill faster (1.9x on this project's Zen 5 machines; the gain depends on the CPU's
+    /// prefill faster (1.9x on a Zen 5 CPU; the gain depends on the CPU's
     /// AVX-512), at one more copy of the weights in memory ([`onednn`]).
     pub pack: bool,
 }

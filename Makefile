@@ -2,11 +2,17 @@
 #   make demo    set up (first time only), build, run scripts/qa_full.rhai on the embedded default
 #   make test    set up (first time only), build, run the whole test suite
 #
-# `make setup TORCH=cuda` installs the full CUDA libtorch instead of the lean CPU one.
+# `make setup TORCH=cuda` installs the full CUDA libtorch instead of the lean CPU one; it
+# sticks: later targets (build, test, demo, ...) keep the installed variant unless given
+# TORCH=... again, and `make setup TORCH=cpu` switches back.
 
-TORCH    ?= cpu
 PYTHON   ?= python3
 LIBTORCH := .deps/libtorch
+# The variant a complete install recorded (tools/setup_deps.py writes $(LIBTORCH)/variant
+# inside the folder it renames into place), cpu when none is installed.
+ifeq ($(origin TORCH),undefined)
+TORCH    := $(or $(filter cpu cuda,$(shell cat $(LIBTORCH)/variant 2>/dev/null)),cpu)
+endif
 MODEL    := data/models/SmolLM2-135M-Instruct.Q4_1.gguf
 STAMP    := $(LIBTORCH)/.ready-$(TORCH)
 RLMEC    := target/release/rlmec

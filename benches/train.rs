@@ -30,7 +30,7 @@ fn main() {
         dtype: settings.dtype,
         ..LoadOptions::default()
     };
-    let model = Model::load(Path::new(MODEL), opts).unwrap();
+    let mut model = Model::load(Path::new(MODEL), opts).unwrap();
     let text: String = rlmec::files::read_jsonl(Path::new("data/qa/ecqa/train.jsonl"))
         .expect("ECQA data")
         .iter()
@@ -74,7 +74,7 @@ fn main() {
         max_len: PROMPT + OUTPUT,
         ..TrainOptions::default()
     };
-    let report_ = train_examples(&model, examples, &mut Sft, &train_opts).unwrap();
+    let report_ = train_examples(&mut model, examples, &mut Sft, &train_opts).unwrap();
     let step_rates: Vec<f64> = report_.history[1..]
         .iter()
         .map(|l| l["tokens_per_s"].as_f64().unwrap())

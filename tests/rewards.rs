@@ -47,7 +47,7 @@ fn fixed_and_correct() -> (EditRecord, EditRecord) {
 
 #[test]
 fn rewards_weights_and_reference_log_probs() {
-    let m = tiny();
+    let mut m = tiny();
     let (fixed, correct) = fixed_and_correct();
     let out = token_rewards(
         &m,
@@ -105,7 +105,7 @@ fn rewards_weights_and_reference_log_probs() {
         grad_accum: 1,
         ..TrainOptions::default()
     };
-    let report = train(&m, &out, &mut Rlmec(RlmecParams::default()), &opts).unwrap();
+    let report = train(&mut m, &out, &mut Rlmec(RlmecParams::default()), &opts).unwrap();
     assert!(report.history[0]["loss"].as_f64().unwrap().is_finite());
 }
 

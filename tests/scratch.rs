@@ -253,7 +253,7 @@ fn sft_from_scratch_learns_arithmetic() {
         seed: 1,
         ..ScratchConfig::default()
     };
-    let m = scratch::from_texts(&cfg, &texts, LoadOptions::default()).unwrap();
+    let mut m = scratch::from_texts(&cfg, &texts, LoadOptions::default()).unwrap();
     let records: Vec<Value> = pairs
         .iter()
         .map(|(q, a)| json!({"input": q, "output": a}))
@@ -266,7 +266,7 @@ fn sft_from_scratch_learns_arithmetic() {
         warmup_ratio: 0.05,
         ..TrainOptions::default()
     };
-    let report = train(&m, &records, &mut objective::Sft, &opts).unwrap();
+    let report = train(&mut m, &records, &mut objective::Sft, &opts).unwrap();
     let loss = |i: usize| report.history[i]["loss"].as_f64().unwrap();
     let (first, last) = (loss(0), loss(report.history.len() - 1));
     // A uniform guess over the vocabulary costs ln(300) ≈ 5.7 nats per token.

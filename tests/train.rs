@@ -328,7 +328,7 @@ fn sft_masks_the_prompt_and_averages_output_tokens() {
 
 #[test]
 fn sft_fits_a_tiny_dataset() {
-    let m = tiny();
+    let mut m = tiny();
     let recs: Vec<Value> = [
         ("2 + 2 =", " 4"),
         ("3 + 5 =", " 8"),
@@ -346,7 +346,7 @@ fn sft_fits_a_tiny_dataset() {
         warmup_ratio: 0.05,
         ..TrainOptions::default()
     };
-    let report = train(&m, &recs, &mut objective::Sft, &opts).unwrap();
+    let report = train(&mut m, &recs, &mut objective::Sft, &opts).unwrap();
     assert_eq!(report.steps, 200);
     let first = report.history[0]["loss"].as_f64().unwrap();
     let last = report.history.last().unwrap()["loss"].as_f64().unwrap();
@@ -398,14 +398,14 @@ fn a_halted_run_resumes_to_the_uninterrupted_curve() {
     recs.push(recs[0].clone());
     let mut rl = objective::Rlmec(RlmecParams::default());
 
-    let whole = train(&tiny(), &recs, &mut rl, &rl_opts(&a)).unwrap();
+    let whole = train(&mut tiny(), &recs, &mut rl, &rl_opts(&a)).unwrap();
     assert_eq!(whole.total_steps, 12); // 5 examples → 5 micro-batches → 3 steps × 4 epochs
 
     let halted = TrainOptions {
         halt_at_step: Some(7),
         ..rl_opts(&b)
     };
-    let first = train(&tiny(), &recs, &mut rl, &halted).unwrap();
+    let first = train(&mut tiny(), &recs, &mut rl, &halted).unwrap();
     assert!(first.halted && first.steps == 7);
     assert!(
         !b.join("model.safetensors").exists(),
@@ -413,7 +413,7 @@ fn a_halted_run_resumes_to_the_uninterrupted_curve() {
     );
     assert_eq!(metrics(&b).len(), 7);
 
-    let resumed = train(&tiny(), &recs, &mut rl, &rl_opts(&b)).unwrap();
+    let resumed = train(&mut tiny(), &recs, &mut rl, &rl_opts(&b)).unwrap();
     assert_eq!(resumed.resumed_from, Some(6), "the newest checkpoint");
     same_curve(&metrics(&a), &metrics(&b));
     same_curve(&whole.history, &resumed.history);
@@ -426,7 +426,7 @@ fn a_halted_run_resumes_to_the_uninterrupted_curve() {
     }
 
     // A finished run resumed again does nothing more.
-    let again = train(&tiny(), &recs, &mut rl, &rl_opts(&b)).unwrap();
+    let again = train(&mut tiny(), &recs, &mut rl, &rl_opts(&b)).unwrap();
     assert_eq!(
         (again.resumed_from, again.steps, again.tokens),
         (Some(12), 12, 0)
@@ -443,16 +443,16 @@ fn resuming_with_other_options_or_data_is_refused() {
         halt_at_step: Some(3),
         ..rl_opts(&out)
     };
-    train(&tiny(), &recs, &mut rl, &opts).unwrap();
+    train(&mut tiny(), &recs, &mut rl, &opts).unwrap();
     let other_lr = TrainOptions {
         lr: 2e-3,
         ..rl_opts(&out)
     };
-    let err = train(&tiny(), &recs, &mut rl, &other_lr)
+    let err = train(&mut tiny(), &recs, &mut rl, &other_lr)
         .unwrap_err()
         .to_string();
     assert!(err.contains("lr (checkpoint 0.001, now 0.002)"), "{err}");
-    let err = train(&tiny(), &recs[..1], &mut rl, &rl_opts(&out))
+    let err = train(&mut tiny(), &recs[..1], &mut rl, &rl_opts(&out))
         .unwrap_err()
         .to_string();
     assert!(err.contains("other records"), "{err}");
@@ -461,7 +461,9 @@ fn resuming_with_other_options_or_data_is_refused() {
         ..rl_opts(&out)
     };
     assert_eq!(
-        train(&tiny(), &recs, &mut rl, &fresh).unwrap().resumed_from,
+        train(&mut tiny(), &recs, &mut rl, &fresh)
+            .unwrap()
+            .resumed_from,
         None
     );
 }
@@ -477,7 +479,7 @@ fn damaged_checkpoints_are_detected_and_never_loaded() {
         halt_at_step: Some(3),
         ..rl_opts(&out)
     };
-    train(&tiny(), &recs, &mut rl, &opts).unwrap();
+    train(&mut tiny(), &recs, &mut rl, &opts).unwrap();
     let root = out.join("checkpoints");
     let (newest, older) = (root.join("step-00000003"), root.join("step-00000002"));
     assert!(newest.is_dir() && older.is_dir() && !root.join("step-00000001").exists());
@@ -519,7 +521,7 @@ fn damaged_checkpoints_are_detected_and_never_loaded() {
     );
 
     // Nothing usable left: resuming is an error, not a silent fresh start.
-    let err = train(&tiny(), &recs, &mut rl, &rl_opts(&out))
+    let err = train(&mut tiny(), &recs, &mut rl, &rl_opts(&out))
         .unwrap_err()
         .to_string();
     assert!(
@@ -545,13 +547,13 @@ fn objective_parts_reach_the_metrics() {
             "doubled".into()
         }
     }
-    let m = tiny();
+    let mut m = tiny();
     let recs = vec![json!({"input": "a", "output": " b"})];
     let opts = TrainOptions {
         epochs: 1,
         ..TrainOptions::default()
     };
-    let r = train(&m, &recs, &mut Doubled, &opts).unwrap();
+    let r = train(&mut m, &recs, &mut Doubled, &opts).unwrap();
     let line = &r.history[0];
     assert!(close(
         line["loss"].as_f64().unwrap(),
@@ -590,7 +592,7 @@ fn a_failing_objective_keeps_the_steps_done() {
         out: Some(out.clone()),
         ..TrainOptions::default()
     };
-    let err = train(&tiny(), &recs, &mut FailsAtThirdStep(0), &opts)
+    let err = train(&mut tiny(), &recs, &mut FailsAtThirdStep(0), &opts)
         .unwrap_err()
         .to_string();
     assert_eq!(err, "train: step 3: objective: boom");
@@ -605,7 +607,7 @@ fn a_failing_objective_keeps_the_steps_done() {
 /// its scores must come from the trained weights, not from copies packed before.
 #[test]
 fn scoring_after_training_uses_the_trained_weights() {
-    let m = tiny();
+    let mut m = tiny();
     let recs: Vec<Value> = [("2 + 2 =", " 4"), ("the cat", " sat on the mat")]
         .iter()
         .map(|(i, o)| json!({"input": i, "output": o}))
@@ -621,7 +623,7 @@ fn scoring_after_training_uses_the_trained_weights() {
         out: Some(dir.path().to_path_buf()),
         ..TrainOptions::default()
     };
-    train(&m, &recs, &mut objective::Sft, &opts).unwrap();
+    train(&mut m, &recs, &mut objective::Sft, &opts).unwrap();
     let after = score(&m, &pairs, 8).unwrap();
 
     let unpacked = LoadOptions {

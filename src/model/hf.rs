@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tch::{Kind, Tensor};
 
 use super::config::{ModelConfig, TokenIds};
+use super::safetensors_writer::{self, FileSum};
 use super::weights::Filler;
 use super::{LoadOptions, Model, ModelError, SpecialTokens};
 use crate::files;
@@ -157,9 +158,19 @@ fn save_error(path: &Path) -> impl Fn(String) -> ModelError + '_ {
     }
 }
 
-/// Write `model` to `dir` in Hugging Face layout. The files are written into a sibling
-/// temporary directory that replaces `dir` only once complete.
+/// Write `model` to `dir` in Hugging Face layout (with adapters attached, the merged weights).
+/// The files are written into a sibling temporary directory that replaces `dir` only once
+/// complete.
 pub fn save(model: &Model, dir: &Path) -> Result<(), ModelError> {
+    write_dir_atomically(dir, |tmp| write_model_files(model, tmp).map(|_| ()))
+}
+
+/// Make `dir` hold what `write` puts into an empty folder, all at once: the files are written
+/// into a sibling temporary directory that replaces `dir` only once `write` succeeded.
+pub fn write_dir_atomically(
+    dir: &Path,
+    write: impl FnOnce(&Path) -> Result<(), ModelError>,
+) -> Result<(), ModelError> {
     let save_error = save_error(dir);
     let parent = dir
         .parent()
@@ -174,7 +185,7 @@ pub fn save(model: &Model, dir: &Path) -> Result<(), ModelError> {
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(|e| save_error(e.to_string()))?;
 
-    let written = write_checkpoint(model, &tmp).and_then(|()| {
+    let written = write(&tmp).and_then(|()| {
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
         if dir.exists() {
             fs::rename(dir, &old).map_err(|e| save_error(e.to_string()))?;
@@ -189,14 +200,17 @@ pub fn save(model: &Model, dir: &Path) -> Result<(), ModelError> {
     written
 }
 
-/// Write `model`'s files into the existing directory `dir`, leaving its other contents (a
-/// training run's metrics and checkpoints) alone; each file is replaced atomically.
-pub fn save_into(model: &Model, dir: &Path) -> Result<(), ModelError> {
+/// Put the files `write` makes in an empty folder into the existing `dir`, each replacing its
+/// namesake atomically, leaving `dir`'s other contents alone.
+pub fn write_into_dir(
+    dir: &Path,
+    write: impl FnOnce(&Path) -> Result<(), ModelError>,
+) -> Result<(), ModelError> {
     let save_error = save_error(dir);
     let tmp = dir.join(format!(".model.partial-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(|e| save_error(e.to_string()))?;
-    let written = write_checkpoint(model, &tmp).and_then(|()| {
+    let written = write(&tmp).and_then(|()| {
         for entry in fs::read_dir(&tmp).map_err(|e| save_error(e.to_string()))? {
             let from = entry.map_err(|e| save_error(e.to_string()))?.path();
             let to = dir.join(from.file_name().expect("a directory entry has a name"));
@@ -208,7 +222,9 @@ pub fn save_into(model: &Model, dir: &Path) -> Result<(), ModelError> {
     written
 }
 
-fn write_checkpoint(model: &Model, dir: &Path) -> Result<(), ModelError> {
+/// Write `model`'s Hugging Face files into the existing `dir`; the size and CRC-32 of
+/// `model.safetensors`.
+pub fn write_model_files(model: &Model, dir: &Path) -> Result<FileSum, ModelError> {
     let save_error = save_error(dir);
     let mut config = model.config.to_hf_json();
     if let Some(obj) = config.as_object_mut() {
@@ -235,7 +251,19 @@ fn write_checkpoint(model: &Model, dir: &Path) -> Result<(), ModelError> {
     }
     write_json("generation_config.json", &generation)?;
     model.tokenizer.save(&dir.join("tokenizer.json"))?;
-    write_safetensors(&model.vs.variables(), &dir.join("model.safetensors"))
+    // With adapters attached, each targeted weight is written merged, one at a time.
+    let vars = model.vs.variables();
+    let mut names: Vec<String> = vars.keys().cloned().collect();
+    names.sort();
+    let path = dir.join("model.safetensors");
+    safetensors_writer::write(&path, &names, |name| {
+        let weight = &vars[name];
+        model
+            .lora()
+            .and_then(|adapters| adapters.merged(name, weight))
+            .unwrap_or_else(|| weight.shallow_clone())
+    })
+    .map_err(|message| ModelError::Save { path, message })
 }
 
 fn eos_json(eos: &[i64]) -> Value {
@@ -245,41 +273,14 @@ fn eos_json(eos: &[i64]) -> Value {
     }
 }
 
-/// Every parameter, by name, with the `{"format": "pt"}` metadata transformers expects.
-pub fn write_safetensors(vars: &HashMap<String, Tensor>, path: &Path) -> Result<(), ModelError> {
-    let save_error = save_error(path);
-    let mut names: Vec<&String> = vars.keys().collect();
+/// Every tensor of `vars`, by name, with the `{"format": "pt"}` metadata transformers
+/// expects, streamed one tensor at a time ([`safetensors_writer`]).
+pub fn write_safetensors(
+    vars: &HashMap<String, Tensor>,
+    path: &Path,
+) -> Result<FileSum, ModelError> {
+    let mut names: Vec<String> = vars.keys().cloned().collect();
     names.sort();
-    let mut buffers = Vec::with_capacity(names.len());
-    for name in &names {
-        let t = vars[*name].to_device(tch::Device::Cpu).contiguous();
-        let (dtype, elem) = match t.kind() {
-            Kind::Float => (StDtype::F32, 4),
-            Kind::BFloat16 => (StDtype::BF16, 2),
-            Kind::Half => (StDtype::F16, 2),
-            other => {
-                return Err(save_error(format!(
-                    "parameter `{name}` has unsupported kind {other:?}"
-                )));
-            }
-        };
-        let numel = t.numel();
-        let mut bytes = vec![0u8; numel * elem];
-        t.f_copy_data_u8(&mut bytes, numel)
-            .map_err(|e| save_error(e.to_string()))?;
-        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-        buffers.push((dtype, shape, bytes));
-    }
-    let views = names
-        .iter()
-        .zip(&buffers)
-        .map(|(name, (dtype, shape, bytes))| {
-            safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)
-                .map(|view| (name.as_str(), view))
-                .map_err(|e| save_error(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
-    // Written straight to the file: `save` already works in a temporary directory.
-    safetensors::serialize_to_file(views, &metadata, path).map_err(|e| save_error(e.to_string()))
+    safetensors_writer::write(path, &names, |name| vars[name].shallow_clone())
+        .map_err(save_error(path))
 }

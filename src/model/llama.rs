@@ -13,51 +13,9 @@ use tch::{Kind, Tensor};
 use super::config::ModelConfig;
 use super::gemv;
 use super::kv_cache::KvCache;
+use super::linear::{Linear, Pass, column_major};
 use super::onednn::PackedWeight;
 use super::rope::Rope;
-
-/// `x·Wᵀ + b`, weights in `[out, in]` as in PyTorch.
-#[derive(Debug)]
-struct Linear {
-    weight: Tensor,
-    bias: Option<Tensor>,
-    /// oneDNN's copy of `weight` for inference on many rows.
-    packed: PackedWeight,
-}
-
-/// A `[rows, cols]` parameter stored column-major (its transpose is contiguous).
-///
-/// The shape, the name and every value are the checkpoint's; only the memory order differs.
-/// For `x·Wᵀ` with few rows of `x` (decoding), MKL streams a column-major `W` about twice as
-/// fast as a row-major one, and decoding is bound by exactly that stream (measured here:
-/// 11.8 → 19 GB/s for a layer's weights at batch 1, 9.9 → 4.6 ms for SmolLM2's output head).
-fn column_major(p: &nn::Path, name: &str, rows: i64, cols: i64, std: f64) -> Tensor {
-    let storage = Tensor::randn([cols, rows], (Kind::Float, p.device())) * std;
-    p.add(name, storage.tr(), true)
-}
-
-impl Linear {
-    fn new(p: nn::Path, in_dim: i64, out_dim: i64, bias: bool, std: f64, pack: bool) -> Self {
-        let weight = column_major(&p, "weight", out_dim, in_dim, std);
-        let bias = bias.then(|| p.var("bias", &[out_dim], Init::Const(0.0)));
-        Self {
-            weight,
-            bias,
-            packed: PackedWeight::new(pack),
-        }
-    }
-
-    /// `decoding`: inference with a KV cache, where the streaming kernel may serve a few
-    /// rows; other inference goes to oneDNN's packed product, training to torch.
-    fn forward(&self, x: &Tensor, decoding: bool) -> Tensor {
-        let bias = self.bias.as_ref();
-        decoding
-            .then(|| gemv::linear(x, &self.weight, bias))
-            .flatten()
-            .or_else(|| self.packed.linear(x, &self.weight, bias))
-            .unwrap_or_else(|| x.linear(&self.weight, bias))
-    }
-}
 
 /// RMSNorm computed in f32 whatever the model dtype, as transformers does.
 #[derive(Debug)]
@@ -102,12 +60,12 @@ impl Attention {
             cfg.head_dim() as i64,
         );
         let hidden = cfg.hidden_size as i64;
-        let std = cfg.initializer_range;
+        let init = (cfg.initializer_range, pack);
         Self {
-            q_proj: Linear::new(&p / "q_proj", hidden, h * d, cfg.qkv_bias(), std, pack),
-            k_proj: Linear::new(&p / "k_proj", hidden, kv * d, cfg.qkv_bias(), std, pack),
-            v_proj: Linear::new(&p / "v_proj", hidden, kv * d, cfg.qkv_bias(), std, pack),
-            o_proj: Linear::new(&p / "o_proj", h * d, hidden, cfg.o_bias(), std, pack),
+            q_proj: Linear::new(&p / "q_proj", (hidden, h * d), cfg.qkv_bias(), init, 0),
+            k_proj: Linear::new(&p / "k_proj", (hidden, kv * d), cfg.qkv_bias(), init, 1),
+            v_proj: Linear::new(&p / "v_proj", (hidden, kv * d), cfg.qkv_bias(), init, 2),
+            o_proj: Linear::new(&p / "o_proj", (h * d, hidden), cfg.o_bias(), init, 3),
             n_heads: h,
             n_kv_heads: kv,
             head_dim: d,
@@ -122,11 +80,12 @@ impl Attention {
         rope: (&Tensor, &Tensor),
         mask: Option<&Tensor>,
         cache: Option<(&mut KvCache, usize)>,
+        pass: Pass,
     ) -> Tensor {
         let (b, t, _) = x.size3().expect("attention input is [B, T, hidden]");
-        let decoding = cache.is_some();
+        let pass = Pass::of(pass, cache.is_some());
         let heads = |proj: &Linear, n: i64| {
-            proj.forward(x, decoding)
+            proj.forward(x, pass)
                 .view([b, t, n, self.head_dim])
                 .transpose(1, 2)
         };
@@ -153,7 +112,7 @@ impl Attention {
         let y = y
             .transpose(1, 2)
             .reshape([b, t, self.n_heads * self.head_dim]);
-        self.o_proj.forward(&y, decoding)
+        self.o_proj.forward(&y, pass)
     }
 }
 
@@ -167,17 +126,17 @@ struct Mlp {
 impl Mlp {
     fn new(p: nn::Path, cfg: &ModelConfig, pack: bool) -> Self {
         let (hidden, inter) = (cfg.hidden_size as i64, cfg.intermediate_size as i64);
-        let (bias, std) = (cfg.mlp_bias, cfg.initializer_range);
+        let (bias, init) = (cfg.mlp_bias, (cfg.initializer_range, pack));
         Self {
-            gate_proj: Linear::new(&p / "gate_proj", hidden, inter, bias, std, pack),
-            up_proj: Linear::new(&p / "up_proj", hidden, inter, bias, std, pack),
-            down_proj: Linear::new(&p / "down_proj", inter, hidden, bias, std, pack),
+            gate_proj: Linear::new(&p / "gate_proj", (hidden, inter), bias, init, 4),
+            up_proj: Linear::new(&p / "up_proj", (hidden, inter), bias, init, 5),
+            down_proj: Linear::new(&p / "down_proj", (inter, hidden), bias, init, 6),
         }
     }
 
-    fn forward(&self, x: &Tensor, decoding: bool) -> Tensor {
-        let gated = self.gate_proj.forward(x, decoding).silu() * self.up_proj.forward(x, decoding);
-        self.down_proj.forward(&gated, decoding)
+    fn forward(&self, x: &Tensor, pass: Pass) -> Tensor {
+        let gated = self.gate_proj.forward(x, pass).silu() * self.up_proj.forward(x, pass);
+        self.down_proj.forward(&gated, pass)
     }
 }
 
@@ -206,14 +165,16 @@ impl Block {
         rope: (&Tensor, &Tensor),
         mask: Option<&Tensor>,
         cache: Option<(&mut KvCache, usize)>,
+        pass: Pass,
     ) -> Tensor {
-        let decoding = cache.is_some();
-        let h = x + self
-            .self_attn
-            .forward(&self.input_layernorm.forward(x), rope, mask, cache);
+        let pass = Pass::of(pass, cache.is_some());
+        let h =
+            x + self
+                .self_attn
+                .forward(&self.input_layernorm.forward(x), rope, mask, cache, pass);
         &h + self
             .mlp
-            .forward(&self.post_attention_layernorm.forward(&h), decoding)
+            .forward(&self.post_attention_layernorm.forward(&h), pass)
     }
 }
 
@@ -270,18 +231,61 @@ impl Llama {
         key_mask: Option<&Tensor>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor {
-        let kind = self.embed_tokens.kind();
-        let mut x = Tensor::embedding(&self.embed_tokens, ids, -1, false, false);
-        let (cos, sin) = self.rope.cos_sin(positions, kind);
-        let mask = key_mask.map(|m| attention_mask(m, ids.size()[1]));
+        let inputs = LayerInputs::new(self, ids, positions, key_mask);
+        let mut x = self.embed(ids);
         for (i, layer) in self.layers.iter().enumerate() {
             let layer_cache = cache.as_deref_mut().map(|c| (c, i));
-            x = layer.forward(&x, (&cos, &sin), mask.as_ref(), layer_cache);
+            x = layer.forward(&x, inputs.rope(), inputs.mask(), layer_cache, Pass::Infer);
         }
         if let Some(cache) = cache {
             cache.advance(ids.size()[1]);
         }
         self.norm.forward(&x)
+    }
+
+    /// [`Self::forward_hidden`] for training (no cache; gradients recorded; adapters' dropout
+    /// on). With `opts.checkpoint`, the decoder layers run without recording and keep only
+    /// their inputs: the returned [`Replay`] recomputes each layer in the backward pass
+    /// ([`Replay::backward`], after the loss's own `backward`).
+    pub fn forward_train(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        key_mask: Option<&Tensor>,
+        opts: TrainPass,
+    ) -> (Tensor, Option<Replay>) {
+        let inputs = LayerInputs::new(self, ids, positions, key_mask);
+        if !opts.checkpoint {
+            let mut x = self.embed(ids);
+            for (i, layer) in self.layers.iter().enumerate() {
+                x = layer.forward(&x, inputs.rope(), inputs.mask(), None, opts.layer(i));
+            }
+            return (self.norm.forward(&x), None);
+        }
+        let mut saved = Vec::with_capacity(self.layers.len());
+        let top = tch::no_grad(|| {
+            let mut x = self.embed(ids);
+            for (i, layer) in self.layers.iter().enumerate() {
+                let next = layer.forward(&x, inputs.rope(), inputs.mask(), None, opts.layer(i));
+                saved.push(x);
+                x = next;
+            }
+            x
+        });
+        let top = top.set_requires_grad(true);
+        let hidden = self.norm.forward(&top);
+        let replay = Replay {
+            ids: ids.shallow_clone(),
+            saved,
+            top,
+            inputs,
+            opts,
+        };
+        (hidden, Some(replay))
+    }
+
+    fn embed(&self, ids: &Tensor) -> Tensor {
+        Tensor::embedding(&self.embed_tokens, ids, -1, false, false)
     }
 
     /// Vocabulary logits for hidden states [..., hidden].
@@ -302,6 +306,116 @@ impl Llama {
 
     pub fn num_layers(&self) -> usize {
         self.layers.len()
+    }
+
+    /// Every linear layer of the decoder with its Hugging Face module name
+    /// (`model.layers.0.self_attn.q_proj`) and its short name (`q_proj`), to attach, fill or
+    /// merge adapters.
+    pub fn linears_mut(&mut self) -> Vec<(String, &'static str, &mut Linear)> {
+        let mut out = Vec::new();
+        for (i, block) in self.layers.iter_mut().enumerate() {
+            let (a, m) = (&mut block.self_attn, &mut block.mlp);
+            let attn = [
+                ("q_proj", &mut a.q_proj),
+                ("k_proj", &mut a.k_proj),
+                ("v_proj", &mut a.v_proj),
+                ("o_proj", &mut a.o_proj),
+            ];
+            let mlp = [
+                ("gate_proj", &mut m.gate_proj),
+                ("up_proj", &mut m.up_proj),
+                ("down_proj", &mut m.down_proj),
+            ];
+            for (short, l) in attn {
+                out.push((format!("model.layers.{i}.self_attn.{short}"), short, l));
+            }
+            for (short, l) in mlp {
+                out.push((format!("model.layers.{i}.mlp.{short}"), short, l));
+            }
+        }
+        out
+    }
+}
+
+/// How a training forward runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrainPass {
+    /// Keep only each decoder layer's input and recompute the layer in the backward pass.
+    pub checkpoint: bool,
+    /// Adapters' dropout masks are a function of this seed, the layer and the module (no
+    /// global generator): a recomputed layer draws the masks of its first pass, a resumed run
+    /// those an uninterrupted one would. `None`: no dropout.
+    pub dropout_seed: Option<i64>,
+}
+
+impl TrainPass {
+    fn layer(&self, layer: usize) -> Pass {
+        Pass::Train {
+            dropout_seed: self.dropout_seed.map(|s| s.wrapping_add(layer as i64)),
+        }
+    }
+}
+
+/// What every decoder layer of one forward shares: RoPE's cos/sin and the attention mask.
+struct LayerInputs {
+    cos: Tensor,
+    sin: Tensor,
+    mask: Option<Tensor>,
+}
+
+impl LayerInputs {
+    fn new(net: &Llama, ids: &Tensor, positions: &Tensor, key_mask: Option<&Tensor>) -> Self {
+        let (cos, sin) = net.rope.cos_sin(positions, net.embed_tokens.kind());
+        let mask = key_mask.map(|m| attention_mask(m, ids.size()[1]));
+        Self { cos, sin, mask }
+    }
+
+    fn rope(&self) -> (&Tensor, &Tensor) {
+        (&self.cos, &self.sin)
+    }
+
+    fn mask(&self) -> Option<&Tensor> {
+        self.mask.as_ref()
+    }
+}
+
+/// A checkpointed forward's layer inputs, to recompute the layers in the backward pass
+/// (what `torch.utils.checkpoint` does per decoder layer in transformers).
+pub struct Replay {
+    ids: Tensor,
+    /// The input of each decoder layer, recorded without gradient.
+    saved: Vec<Tensor>,
+    /// The last layer's output as a leaf: the loss's backward leaves its gradient here.
+    top: Tensor,
+    inputs: LayerInputs,
+    opts: TrainPass,
+}
+
+impl Replay {
+    /// Carry the gradient that the loss's backward left on the top of the stack down
+    /// through every layer, last to first: each is recomputed from its saved input with
+    /// gradients on, and `Σ output · grad` is differentiated, which accumulates the layer's
+    /// parameter gradients and yields the gradient of its input.
+    pub fn backward(self, net: &Llama) {
+        let mut grad = self.top.grad();
+        if !grad.defined() {
+            return; // the loss did not depend on the hidden states
+        }
+        for (i, (layer, input)) in net.layers.iter().zip(&self.saved).enumerate().rev() {
+            let x = input.detach().set_requires_grad(true);
+            let y = layer.forward(
+                &x,
+                self.inputs.rope(),
+                self.inputs.mask(),
+                None,
+                self.opts.layer(i),
+            );
+            (y * &grad).sum(Kind::Float).backward();
+            grad = x.grad();
+        }
+        if net.embed_tokens.requires_grad() {
+            (net.embed(&self.ids) * &grad).sum(Kind::Float).backward();
+        }
     }
 }
 

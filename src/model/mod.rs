@@ -2,6 +2,7 @@
 //! (`config.json`, safetensors, `tokenizer.json`) or a GGUF file, saved in Hugging Face
 //! layout so transformers, vLLM and lm-eval-harness read our checkpoints.
 
+pub mod adapters;
 pub mod batch;
 pub mod config;
 pub mod from_gguf;
@@ -9,9 +10,13 @@ pub mod gemv;
 pub mod gguf;
 pub mod hf;
 pub mod kv_cache;
+pub mod linear;
 pub mod llama;
+pub mod lora;
 pub mod onednn;
+pub mod peft;
 pub mod rope;
+pub mod safetensors_writer;
 pub mod scratch;
 pub mod weights;
 
@@ -67,6 +72,12 @@ pub enum ModelError {
     Device(#[from] CudaUnavailable),
     #[error("{path}: cannot save: {message}")]
     Save { path: PathBuf, message: String },
+    #[error(
+        "{path}: tensor `{tensor}` belongs to no adapter of this model (other targets or another architecture?)"
+    )]
+    UnexpectedTensor { path: PathBuf, tensor: String },
+    #[error("{path}: LoRA: {message}")]
+    Lora { path: PathBuf, message: String },
     #[error("torch: {0}")]
     Torch(String),
 }
@@ -160,6 +171,8 @@ pub struct Model {
     pub origin: PathBuf,
     vs: nn::VarStore,
     net: Llama,
+    /// LoRA adapters beside the linear layers, when attached.
+    lora: Option<adapters::Adapters>,
 }
 
 impl std::fmt::Debug for Model {
@@ -173,8 +186,12 @@ impl std::fmt::Debug for Model {
 }
 
 impl Model {
-    /// Load a GGUF file or a Hugging Face directory.
+    /// Load a GGUF file, a Hugging Face directory, or a PEFT adapter directory (its base model,
+    /// named by `base_model_name_or_path`, with the adapter attached).
     pub fn load(path: &Path, opts: LoadOptions) -> Result<Self, ModelError> {
+        if peft::is_adapter_dir(path) {
+            return Self::load_with_adapter_dir(path, opts);
+        }
         let start = std::time::Instant::now();
         let model = if path.is_dir() {
             hf::load(path, opts)?
@@ -247,6 +264,7 @@ impl Model {
             origin: origin.to_path_buf(),
             vs,
             net,
+            lora: None,
         })
     }
 
@@ -278,21 +296,35 @@ impl Model {
             .forward_hidden(&batch.ids, &batch.positions, mask, None)
     }
 
+    /// [`Self::hidden`] for training: see [`Llama::forward_train`].
+    pub fn hidden_train(
+        &self,
+        batch: &batch::Batch,
+        pass: llama::TrainPass,
+    ) -> (tch::Tensor, Option<llama::Replay>) {
+        let mask = batch.left.then_some(&batch.mask);
+        self.net
+            .forward_train(&batch.ids, &batch.positions, mask, pass)
+    }
+
     /// The id used to fill padding (never attended to): the first EOS, else 0.
     pub fn pad_id(&self) -> i64 {
         self.special.eos.first().copied().unwrap_or(0)
     }
 
     pub fn num_parameters(&self) -> i64 {
-        self.vs
-            .trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum()
+        // Every weight, frozen or not (adapters not counted).
+        self.vs.variables().values().map(|t| t.numel() as i64).sum()
     }
 
-    /// Save in Hugging Face layout (atomically: the directory appears complete or not at all).
+    /// Save in Hugging Face layout (atomically: the directory appears complete or not at all);
+    /// attached adapters are written merged into the weights.
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
         hf::save(self, dir)
+    }
+
+    /// Save the attached adapters in PEFT's layout ([`peft`]).
+    pub fn save_adapter(&self, dir: &Path) -> Result<(), ModelError> {
+        peft::save_adapter(self, dir)
     }
 }

@@ -13,6 +13,8 @@ pub struct Filler<'a> {
     vars: &'a HashMap<String, Tensor>,
     missing: HashSet<&'a str>,
     origin: PathBuf,
+    /// A name the model does not have is an error (adapters: every tensor must land).
+    strict: bool,
 }
 
 impl<'a> Filler<'a> {
@@ -22,6 +24,15 @@ impl<'a> Filler<'a> {
             vars,
             missing: vars.keys().map(String::as_str).collect(),
             origin: origin.to_path_buf(),
+            strict: false,
+        }
+    }
+
+    /// [`Self::new`] where a tensor the model has no parameter for is an error.
+    pub fn new_strict(vars: &'a HashMap<String, Tensor>, origin: &Path) -> Self {
+        Self {
+            strict: true,
+            ..Self::new(vars, origin)
         }
     }
 
@@ -29,6 +40,12 @@ impl<'a> Filler<'a> {
     /// model has no parameter for (e.g. `rotary_emb.inv_freq`) are skipped.
     pub fn put(&mut self, name: &str, tensor: &Tensor) -> Result<(), ModelError> {
         let Some(var) = self.vars.get(name) else {
+            if self.strict {
+                return Err(ModelError::UnexpectedTensor {
+                    path: self.origin.clone(),
+                    tensor: name.to_string(),
+                });
+            }
             tracing::debug!("{}: ignoring tensor {name}", self.origin.display());
             return Ok(());
         };

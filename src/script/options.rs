@@ -49,6 +49,19 @@ impl<'a> Options<'a> {
         .into()
     }
 
+    /// A map (or any value) read into `T` through serde: a missing field takes `T`'s default, an
+    /// unknown or mistyped one is an error naming the option and the field.
+    pub fn serde<T: serde::de::DeserializeOwned>(&mut self, key: &'static str) -> Res<Option<T>> {
+        let Some(v) = self.take(key) else {
+            return Ok(None);
+        };
+        let json: serde_json::Value = rhai::serde::from_dynamic(&v)
+            .map_err(|e| format!("{}: option `{key}`: {e}", self.what))?;
+        serde_json::from_value(json)
+            .map(Some)
+            .map_err(|e| format!("{}: option `{key}`: {e}", self.what).into())
+    }
+
     pub fn int(&mut self, key: &'static str, default: i64) -> Res<i64> {
         match self.take(key) {
             None => Ok(default),

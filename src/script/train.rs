@@ -125,7 +125,16 @@ pub mod train_api {
     /// `adam_eps` 1e-8; run directory `out` (final model in Hugging Face layout,
     /// `metrics.jsonl`, `checkpoints/`), `checkpoint_every` 100 steps, `keep_checkpoints` 2,
     /// `resume` true (continue from the newest checkpoint in `out`), `halt_at_step` (stop
-    /// there as if killed).
+    /// there as if killed); `grad_checkpoint` false (recompute each decoder layer in the
+    /// backward pass: activation memory of one layer instead of all, about a third more
+    /// compute); `lora` (off): `#{r: 16, alpha: 32, dropout: 0.0, targets: ["q_proj",
+    /// "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}` (any field may be
+    /// left out for its default; `r: 0` means off) trains LoRA adapters beside those layers
+    /// with every weight of `m` frozen — adapters already on `m` with the same settings go on
+    /// training, others are merged first; without `lora`, every weight is trained (adapters
+    /// on `m` merged first). A LoRA run's `out`
+    /// holds the adapter in PEFT's layout (`model_load(out)` loads it onto its base), its
+    /// checkpoints the adapters and their optimiser state only.
     ///
     /// Returns `#{steps, total_steps, loss, history, skipped, resumed_from, halted, seconds,
     /// tokens, tokens_per_s, out}`; `history` has one map per step (step, epoch, loss and its
@@ -136,6 +145,10 @@ pub mod train_api {
     /// let data = [#{input: "2 + 2 =", output: " 4"}, #{input: "3 + 3 =", output: " 6"}];
     /// let stats = m.train(data, #{objective: "sft", epochs: 2, lr: 1e-3, batch_size: 2, grad_accum: 1});
     /// print(`${stats.steps} steps, loss ${stats.loss}`);
+    /// // LoRA adapters (rank 8 on the attention projections), layers recomputed in backward:
+    /// m.train(data, #{objective: "sft", epochs: 1, lr: 1e-3, lora: #{r: 8, targets: ["q_proj", "v_proj"]},
+    ///                 grad_checkpoint: true});
+    /// m.save_adapter("/tmp/rlmec-doc-adapter");
     /// // The same objective as a closure:
     /// m.train(data, #{objective: |b| (b.ce * b.mask).sum() / max(b.mask.sum(), 1.0), epochs: 1, lr: 1e-3});
     /// ```
@@ -181,6 +194,10 @@ pub mod train_api {
             keep_checkpoints: o.count("keep_checkpoints", defaults.keep_checkpoints)?,
             resume: o.bool("resume", defaults.resume)?,
             halt_at_step: o.optional_count("halt_at_step")?,
+            lora: o
+                .serde::<crate::model::lora::LoraConfig>("lora")?
+                .filter(|l| l.r > 0),
+            grad_checkpoint: o.bool("grad_checkpoint", defaults.grad_checkpoint)?,
         };
         o.finish()?;
         let mut builtin: Box<dyn Objective> = Box::new(objective::Rlmec(opts.rlmec));
@@ -211,8 +228,9 @@ pub mod train_api {
         };
         let records: Vec<serde_json::Value> =
             crate::script::io::from_array("train", "record", &records)?;
-        let model = model.lock();
-        let report = run_train(&model, &records, objective, &opts).map_err(|e| e.to_string())?;
+        let mut model = model.lock();
+        let report =
+            run_train(&mut model, &records, objective, &opts).map_err(|e| e.to_string())?;
         let mut m = rhai::Map::new();
         let history: rhai::Array = report
             .history

@@ -2,12 +2,18 @@
 //! (Hugging Face layout), the optimiser state, the step, the data position — and the
 //! checks that a damaged one is never loaded.
 //!
-//! `out/checkpoints/step-00000040/` holds `model/`, `optimizer.safetensors` and
-//! `state.json`. It is written as a hidden `.step-….partial-<pid>` directory and renamed
-//! into place once complete; `state.json`, written last, records every file's size and
-//! CRC-32, so a truncated or altered file is detected before anything is loaded. The
-//! batch order and the learning rate are functions of the seed, the epoch and the step,
-//! so they are recomputed, not stored.
+//! `out/checkpoints/step-00000040/` holds `model/` (Hugging Face layout) — or, for a LoRA
+//! run, `adapter/` (PEFT's layout: the adapters only, megabytes) — `optimizer.safetensors`
+//! (the state of what is trained) and `state.json`. It is written as a hidden
+//! `.step-….partial-<pid>` directory and renamed into place once complete; `state.json`,
+//! written last, records every file's size and CRC-32 (computed while the tensors stream
+//! out, not by reading them back), so a truncated or altered file is detected before
+//! anything is loaded. The batch order and the learning rate are functions of the seed, the
+//! epoch and the step, so they are recomputed, not stored.
+//!
+//! A run that ends writes no checkpoint: its final model goes into `out` itself, followed by
+//! `out/trained.json` (the same state, its files' sums), which tells a resume that the run is
+//! done ([`finish`], [`finished`]).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,7 +25,8 @@ use serde_json::Value;
 
 use super::adamw::AdamW;
 use crate::files;
-use crate::model::{Model, hf};
+pub use crate::model::safetensors_writer::FileSum;
+use crate::model::{Model, hf, peft};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -39,12 +46,6 @@ pub struct Position {
     pub epoch: usize,
     /// The next micro-batch of `epoch`.
     pub batch: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileSum {
-    pub bytes: u64,
-    pub crc32: u32,
 }
 
 /// `state.json`.
@@ -102,6 +103,46 @@ fn step_dir(root: &Path, step: usize) -> PathBuf {
     root.join(format!("step-{step:08}"))
 }
 
+/// Where a model's trained weights go inside a checkpoint: the adapters alone for a LoRA
+/// run, else the whole model.
+fn weights_dir(model: &Model) -> &'static str {
+    if model.lora().is_some() {
+        "adapter"
+    } else {
+        "model"
+    }
+}
+
+/// Write the trained weights into the existing directory `dir`: the whole model, or for a
+/// LoRA run the adapter in PEFT's layout. Returns the weights file (relative) and its sum.
+fn write_weights(model: &Model, dir: &Path) -> Result<(String, FileSum), String> {
+    let result = if model.lora().is_some() {
+        peft::write_adapter(model, dir).map(|sum| (peft::WEIGHTS_FILE, sum))
+    } else {
+        hf::write_model_files(model, dir).map(|sum| ("model.safetensors", sum))
+    };
+    result
+        .map(|(file, sum)| (file.to_string(), sum))
+        .map_err(|e| e.to_string())
+}
+
+/// Size and CRC-32 of every file under `dir`, taking those already known (`known`, by
+/// relative path) instead of reading them again.
+fn sums_under(
+    dir: &Path,
+    known: &BTreeMap<String, FileSum>,
+) -> Result<BTreeMap<String, FileSum>, String> {
+    let mut sums = BTreeMap::new();
+    for rel in files_under(dir).map_err(|e| e.to_string())? {
+        let sum = match known.get(&rel) {
+            Some(sum) => *sum,
+            None => sum_file(&dir.join(&rel)).map_err(|e| format!("{rel}: {e}"))?,
+        };
+        sums.insert(rel, sum);
+    }
+    Ok(sums)
+}
+
 /// Write a checkpoint under `root` (`out/checkpoints`) and keep only the newest `keep`.
 pub fn save(
     root: &Path,
@@ -120,14 +161,15 @@ pub fn save(
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(|e| write_err(e.to_string()))?;
     let written = (|| {
-        hf::save(model, &tmp.join("model")).map_err(|e| write_err(e.to_string()))?;
-        hf::write_safetensors(&optimizer.state(), &tmp.join("optimizer.safetensors"))
+        let weights = weights_dir(model);
+        fs::create_dir_all(tmp.join(weights)).map_err(|e| write_err(e.to_string()))?;
+        let mut known = BTreeMap::new();
+        let (file, sum) = write_weights(model, &tmp.join(weights)).map_err(write_err)?;
+        known.insert(format!("{weights}/{file}"), sum);
+        let sum = hf::write_safetensors(&optimizer.state(), &tmp.join("optimizer.safetensors"))
             .map_err(|e| write_err(e.to_string()))?;
-        state.files = BTreeMap::new();
-        for rel in files_under(&tmp).map_err(|e| write_err(e.to_string()))? {
-            let sum = sum_file(&tmp.join(&rel)).map_err(|e| write_err(format!("{rel}: {e}")))?;
-            state.files.insert(rel, sum);
-        }
+        known.insert("optimizer.safetensors".into(), sum);
+        state.files = sums_under(&tmp, &known).map_err(write_err)?;
         let json = serde_json::to_value(&state).expect("a checkpoint state serialises");
         files::write_json(&tmp.join("state.json"), &json).map_err(|e| write_err(e.to_string()))?;
         if dir.exists() {
@@ -141,6 +183,54 @@ pub fn save(
     written?;
     prune(root, keep);
     Ok(dir)
+}
+
+/// The record of a finished run, beside its final model in `out`.
+const FINISHED: &str = "trained.json";
+
+/// Write the final model into `out` (the whole model, or a LoRA run's adapter in PEFT's
+/// layout, which `model_load(out)` loads onto its base), then `trained.json`.
+pub fn finish(out: &Path, model: &Model, mut state: State) -> Result<(), CheckpointError> {
+    let write_err = |message: String| CheckpointError::Write {
+        path: out.to_path_buf(),
+        message,
+    };
+    let mut weights = None;
+    hf::write_into_dir(out, |tmp| {
+        weights =
+            Some(
+                write_weights(model, tmp).map_err(|message| crate::model::ModelError::Save {
+                    path: tmp.to_path_buf(),
+                    message,
+                })?,
+            );
+        Ok(())
+    })
+    .map_err(|e| write_err(e.to_string()))?;
+    let (file, sum) = weights.expect("written above");
+    state.files = BTreeMap::from([(file, sum)]);
+    let json = serde_json::to_value(&state).expect("a checkpoint state serialises");
+    files::write_json(&out.join(FINISHED), &json).map_err(|e| write_err(e.to_string()))
+}
+
+/// The state of a run that finished in `out`, if its record and final weights are whole.
+pub fn finished(out: &Path) -> Option<State> {
+    let path = out.join(FINISHED);
+    if !path.is_file() {
+        return None;
+    }
+    match verify_files(out, &path) {
+        Ok(state) => Some(state),
+        Err(e) => {
+            tracing::warn!("the finished run's record is unusable, resuming from checkpoints: {e}");
+            None
+        }
+    }
+}
+
+/// Load the final weights of a finished run (see [`finish`]) into `model`.
+pub fn load_final(out: &Path, model: &Model) -> Result<(), CheckpointError> {
+    load_weights(out, model)
 }
 
 /// Checkpoint directories under `root`, newest first.
@@ -171,27 +261,50 @@ fn prune(root: &Path, keep: usize) {
 /// Checks a checkpoint directory: its state parses and every recorded file has its size
 /// and checksum.
 pub fn verify(dir: &Path) -> Result<State, CheckpointError> {
+    let state = verify_files(dir, &dir.join("state.json"))?;
     let unusable = |message: String| CheckpointError::Unusable {
         path: dir.to_path_buf(),
         message,
     };
-    let state_path = dir.join("state.json");
-    if !state_path.is_file() {
-        return Err(unusable("incomplete: no state.json".into()));
-    }
-    let value = files::read_json(&state_path).map_err(|e| unusable(e.to_string()))?;
-    let state: State =
-        serde_json::from_value(value).map_err(|e| unusable(format!("state.json: {e}")))?;
-    if state.format != FORMAT {
+    let weights = [
+        "model/model.safetensors",
+        "adapter/adapter_model.safetensors",
+    ];
+    if !weights.iter().any(|w| state.files.contains_key(*w)) {
         return Err(unusable(format!(
-            "state.json: format {} (this build reads {FORMAT})",
-            state.format
+            "state.json lists neither {}",
+            weights.join(" nor ")
         )));
     }
-    for required in ["model/model.safetensors", "optimizer.safetensors"] {
-        if !state.files.contains_key(required) {
-            return Err(unusable(format!("state.json does not list {required}")));
-        }
+    if !state.files.contains_key("optimizer.safetensors") {
+        return Err(unusable(
+            "state.json does not list optimizer.safetensors".into(),
+        ));
+    }
+    Ok(state)
+}
+
+/// Reads the state at `state_path` and checks every file it lists (relative to `dir`).
+fn verify_files(dir: &Path, state_path: &Path) -> Result<State, CheckpointError> {
+    let unusable = |message: String| CheckpointError::Unusable {
+        path: dir.to_path_buf(),
+        message,
+    };
+    let name = state_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !state_path.is_file() {
+        return Err(unusable(format!("incomplete: no {name}")));
+    }
+    let value = files::read_json(state_path).map_err(|e| unusable(e.to_string()))?;
+    let state: State =
+        serde_json::from_value(value).map_err(|e| unusable(format!("{name}: {e}")))?;
+    if state.format != FORMAT {
+        return Err(unusable(format!(
+            "{name}: format {} (this build reads {FORMAT})",
+            state.format
+        )));
     }
     for (rel, want) in &state.files {
         let got = sum_file(&dir.join(rel)).map_err(|e| unusable(format!("{rel}: {e}")))?;
@@ -240,7 +353,7 @@ pub fn load(
         path: dir.to_path_buf(),
         message,
     };
-    hf::reload_weights(model, &dir.join("model")).map_err(|e| unusable(e.to_string()))?;
+    load_weights(&dir.join(weights_dir(model)), model)?;
     let mut saved = std::collections::HashMap::new();
     hf::read_safetensors(&dir.join("optimizer.safetensors"), |name, t| {
         saved.insert(name.to_string(), t.to_device(model.device()));
@@ -250,4 +363,28 @@ pub fn load(
     optimizer
         .load_state(state.position.step as i64, saved)
         .map_err(|e| unusable(format!("optimizer.safetensors: {e}")))
+}
+
+/// Overwrite what `model` trains with the weights saved in `dir`: the attached adapters from
+/// a PEFT adapter, else every parameter from a Hugging Face model.
+fn load_weights(dir: &Path, model: &Model) -> Result<(), CheckpointError> {
+    let unusable = |message: String| CheckpointError::Unusable {
+        path: dir.to_path_buf(),
+        message,
+    };
+    if model.lora().is_some() {
+        let files = peft::read_adapter(dir).map_err(|e| unusable(e.to_string()))?;
+        if Some(&files.config) != model.lora().map(|a| &a.config) {
+            return Err(unusable(format!(
+                "the saved adapter is {:?}, the run's {:?}",
+                files.config,
+                model.lora().map(|a| &a.config)
+            )));
+        }
+        model
+            .fill_lora(&dir.join(peft::WEIGHTS_FILE), files.tensors)
+            .map_err(|e| unusable(e.to_string()))
+    } else {
+        hf::reload_weights(model, dir).map_err(|e| unusable(e.to_string()))
+    }
 }

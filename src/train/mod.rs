@@ -8,12 +8,14 @@
 //! - [`objective`]: the built-in losses and the [`objective::Objective`] interface;
 //! - [`adamw`], [`schedule`]: the optimiser and the learning-rate schedule;
 //! - [`checkpoint`], [`metrics`]: what is written to the run directory;
+//! - [`memory`]: what a run will need, said before it starts;
 //! - [`trainer`]: the loop that ties them together.
 
 pub mod adamw;
 pub mod batching;
 pub mod checkpoint;
 pub mod examples;
+pub mod memory;
 pub mod metrics;
 pub mod objective;
 pub mod options;
@@ -40,4 +42,6 @@ pub enum TrainError {
     Metrics(#[from] crate::files::FileError),
     #[error("train: saving the model: {0}")]
     Save(String),
+    #[error("train: step {}: {message}", step + 1)]
+    OutOfMemory { step: usize, message: String },
 }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::adamw::AdamWConfig;
 use super::objective::RlmecParams;
 use super::schedule::Schedule;
+use crate::model::lora::LoraConfig;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainOptions {
@@ -38,6 +39,10 @@ pub struct TrainOptions {
     /// Stop after this many optimiser steps of the run as if killed (no final save): to
     /// study resumption, or to spend a fixed budget and continue later.
     pub halt_at_step: Option<usize>,
+    /// Train LoRA adapters on the frozen model instead of every weight.
+    pub lora: Option<LoraConfig>,
+    /// Recompute each decoder layer in the backward pass instead of keeping its activations.
+    pub grad_checkpoint: bool,
 }
 
 impl Default for TrainOptions {
@@ -60,6 +65,8 @@ impl Default for TrainOptions {
             keep_checkpoints: 2,
             resume: true,
             halt_at_step: None,
+            lora: None,
+            grad_checkpoint: false,
         }
     }
 }
@@ -68,7 +75,7 @@ impl TrainOptions {
     /// The options that decide the trajectory, as recorded in checkpoints: resuming with
     /// any of them changed would not continue the same run.
     pub fn trajectory(&self, objective: &str) -> Value {
-        json!({
+        let mut trajectory = json!({
             "objective": objective,
             "epochs": self.epochs,
             "lr": self.lr,
@@ -85,7 +92,13 @@ impl TrainOptions {
             "clip_eps": self.rlmec.clip_eps,
             "reg_weight": self.rlmec.reg_weight,
             "seed": self.seed,
-        })
+        });
+        // Only when set, so that full fine-tuning's checkpoints keep their record.
+        // (`grad_checkpoint` recomputes the same values: a resume may switch it.)
+        if let Some(lora) = &self.lora {
+            trajectory["lora"] = serde_json::to_value(lora).expect("a LoRA config serialises");
+        }
+        trajectory
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -118,6 +131,9 @@ impl TrainOptions {
         }
         if self.keep_checkpoints == 0 {
             return Err("`keep_checkpoints` must be at least 1".into());
+        }
+        if let Some(lora) = &self.lora {
+            lora.validate()?;
         }
         Ok(())
     }

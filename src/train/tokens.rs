@@ -11,7 +11,7 @@ use tch::{Kind, Tensor};
 use super::examples::{Example, RlTargets};
 use crate::model::Model;
 use crate::model::batch::Batch;
-use crate::model::llama::target_logprobs;
+use crate::model::llama::{Replay, TrainPass, target_logprobs};
 
 /// [B, T] tensors, row `i` for example `i`, zero past each row's length. `logp` and
 /// `reg_logp` carry gradients; everything else is data.
@@ -29,6 +29,8 @@ pub struct TokenBatch {
     pub reg_mask: Option<Tensor>,
     /// Real (non-padding) tokens that went through the model.
     pub tokens: usize,
+    /// A checkpointed forward's layer inputs, for the backward pass through the layers.
+    pub replay: Option<Replay>,
 }
 
 /// One group of rows: each example's prompt followed by one of its sequences.
@@ -99,7 +101,13 @@ impl Targets {
 }
 
 /// Run `examples` through `model` (with gradients, unless called under `no_grad`).
-pub fn forward<'a>(model: &Model, examples: &[&'a Example]) -> TokenBatch {
+pub fn forward(model: &Model, examples: &[&Example]) -> TokenBatch {
+    forward_with(model, examples, TrainPass::default())
+}
+
+/// [`forward`] with gradient checkpointing or seeded dropout: a checkpointed batch's
+/// [`TokenBatch::replay`] must be run after the loss's `backward`.
+pub fn forward_with<'a>(model: &Model, examples: &[&'a Example], pass: TrainPass) -> TokenBatch {
     let device = model.device();
     let main = Rows::new(examples, |e| e.seq.as_slice());
     let reg_of = |e: &'a Example| e.reg.as_ref().expect("checked: every example has one");
@@ -122,7 +130,7 @@ pub fn forward<'a>(model: &Model, examples: &[&'a Example]) -> TokenBatch {
     }
     let tokens = sequences.iter().map(Vec::len).sum();
     let batch = Batch::right_padded(&sequences, model.pad_id(), device);
-    let hidden = model.hidden(&batch);
+    let (hidden, replay) = model.hidden_train(&batch, pass);
 
     let cat = |f: fn(&Targets) -> &Vec<i64>| -> Tensor {
         let all: Vec<i64> = targets.iter().flat_map(|t| f(t).iter().copied()).collect();
@@ -169,5 +177,6 @@ pub fn forward<'a>(model: &Model, examples: &[&'a Example]) -> TokenBatch {
         reg_weight,
         reg_mask,
         tokens,
+        replay,
     }
 }

@@ -15,8 +15,9 @@ use super::metrics::MetricsLog;
 use super::objective::Objective;
 use super::options::TrainOptions;
 use super::schedule::LrSchedule;
-use super::tokens;
-use crate::model::{Model, hf};
+use super::{memory, tokens};
+use crate::model::Model;
+use crate::model::llama::TrainPass;
 
 /// What a run did.
 #[derive(Debug, Clone)]
@@ -118,6 +119,41 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// A report of the run as it ended, when `out` holds this very run finished (its final
+    /// model is loaded into the model, as if trained again).
+    fn finished(&self, objective: &dyn Objective) -> Result<Option<TrainReport>, TrainError> {
+        let Some(out) = self.opts.out.as_ref().filter(|_| self.opts.resume) else {
+            return Ok(None);
+        };
+        let Some(state) = checkpoint::finished(out) else {
+            return Ok(None);
+        };
+        if state.trajectory != self.trajectory
+            || state.data != self.data
+            || state.position.step != self.total_steps
+        {
+            return Ok(None);
+        }
+        checkpoint::load_final(out, self.model)?;
+        let (_, history) = MetricsLog::open(&out.join("metrics.jsonl"), state.position.step)?;
+        tracing::info!(
+            "{}: this training ({}) already finished; its final model is loaded",
+            out.display(),
+            objective.name()
+        );
+        Ok(Some(TrainReport {
+            steps: state.position.step,
+            total_steps: self.total_steps,
+            history,
+            skipped: 0,
+            resumed_from: Some(state.position.step),
+            halted: false,
+            seconds: 0.0,
+            tokens: 0,
+            out: Some(out.clone()),
+        }))
+    }
+
     /// Load the newest checkpoint if resuming; the position to start from.
     fn resume(&self, optimizer: &mut AdamW) -> Result<Option<Position>, TrainError> {
         let Some(root) = self.checkpoints().filter(|_| self.opts.resume) else {
@@ -155,9 +191,10 @@ impl Run<'_> {
     }
 }
 
-/// Train `model` in place on `records` with `objective`.
+/// Train `model` in place on `records` with `objective` (with `opts.lora`, LoRA adapters
+/// attached to it for the purpose).
 pub fn train(
-    model: &Model,
+    model: &mut Model,
     records: &[Value],
     objective: &mut dyn Objective,
     opts: &TrainOptions,
@@ -175,12 +212,26 @@ pub fn train(
 
 /// Train `model` in place on tokenised examples (what [`train`] does after tokenising).
 pub fn train_examples(
-    model: &Model,
+    model: &mut Model,
     tokenized: Vec<Example>,
     objective: &mut dyn Objective,
     opts: &TrainOptions,
 ) -> Result<TrainReport, TrainError> {
     opts.validate().map_err(TrainError::Options)?;
+    match &opts.lora {
+        // Adapters of this very shape (loaded, or trained before) go on training; others are
+        // merged and fresh ones attached.
+        Some(lora) if model.lora().is_some_and(|a| &a.config == lora) => {}
+        Some(lora) => model
+            .attach_lora(lora, opts.seed as i64)
+            .map_err(|e| TrainError::Options(e.to_string()))?,
+        None => {
+            if model.merge_lora() {
+                tracing::info!("merged the attached adapters: training every weight");
+            }
+        }
+    }
+    let model = &*model;
     let before = tokenized.len();
     let examples: Vec<Example> = tokenized
         .into_iter()
@@ -214,7 +265,11 @@ pub fn train_examples(
         trajectory: opts.trajectory(&objective.name()),
     };
 
-    let mut optimizer = AdamW::new(&model.var_store().variables(), opts.adamw);
+    if let Some(done) = run.finished(objective)? {
+        return Ok(TrainReport { skipped, ..done });
+    }
+    let mut optimizer = AdamW::new(&model.trainable(), opts.adamw);
+    tracing::info!("{}", memory::estimate(model, opts, &run.lengths));
     let resumed = run.resume(&mut optimizer)?;
     let mut position = resumed.unwrap_or(Position {
         step: 0,
@@ -264,7 +319,10 @@ pub fn train_examples(
         let group_end = (position.batch + opts.grad_accum).min(run.batches_per_epoch);
         let group = &order[position.batch..group_end];
         let step_start = Instant::now();
-        let outcome = step(&run, objective, &mut optimizer, group, position.step);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            step(&run, objective, &mut optimizer, group, position.step)
+        }))
+        .unwrap_or_else(|panic| Err(out_of_memory(panic, position.step, opts)));
         let (line, tokens) = match outcome {
             Ok(done) => done,
             Err(e) => {
@@ -303,8 +361,9 @@ pub fn train_examples(
         ));
         bar.inc(1);
         history.push(line);
+        // The last step writes the final model instead (below).
         let every = opts.checkpoint_every;
-        if position.step == total_steps || (every > 0 && position.step.is_multiple_of(every)) {
+        if position.step < total_steps && every > 0 && position.step.is_multiple_of(every) {
             run.save_checkpoint(&optimizer, position)?;
             last_saved = Some(position.step);
         }
@@ -313,7 +372,19 @@ pub fn train_examples(
 
     let seconds = start.elapsed().as_secs_f64();
     if !halted && let Some(out) = &opts.out {
-        hf::save_into(model, out).map_err(|e| TrainError::Save(e.to_string()))?;
+        let saving = Instant::now();
+        checkpoint::finish(out, model, run.state(position))
+            .map_err(|e| TrainError::Save(e.to_string()))?;
+        tracing::info!(
+            "final {} written to {} in {:.1}s",
+            if model.lora().is_some() {
+                "adapter"
+            } else {
+                "model"
+            },
+            out.display(),
+            saving.elapsed().as_secs_f64()
+        );
     }
     tracing::info!(
         "trained {} of {} steps in {:.1}s ({:.0} tokens/s){}",
@@ -336,6 +407,59 @@ pub fn train_examples(
     })
 }
 
+/// A step that ran out of memory (libtorch throws, tch panics) becomes an error that says so
+/// and names the knobs that help; any other panic goes on unwinding.
+fn out_of_memory(
+    panic: Box<dyn std::any::Any + Send>,
+    step: usize,
+    opts: &TrainOptions,
+) -> TrainError {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    let lower = message.to_lowercase();
+    if !(lower.contains("out of memory") || lower.contains("can't allocate memory")) {
+        std::panic::resume_unwind(panic);
+    }
+    let where_ = if lower.contains("cuda") { "GPU" } else { "CPU" };
+    let mut knobs = Vec::new();
+    if opts.lora.is_none() {
+        knobs.push(
+            "`lora: #{r: 16}` (train adapters: no gradients or optimiser state for the weights)"
+                .to_string(),
+        );
+    }
+    if !opts.grad_checkpoint {
+        knobs.push("`grad_checkpoint: true` (keep one layer's activations instead of all)".into());
+    }
+    if opts.batch_size > 1 {
+        knobs.push(format!(
+            "a smaller `batch_size` (now {}) with a larger `grad_accum` (now {}): the same effective batch",
+            opts.batch_size, opts.grad_accum
+        ));
+    }
+    knobs.push(format!("a smaller `max_len` (now {})", opts.max_len));
+    let first_line = message.lines().next().unwrap_or_default();
+    TrainError::OutOfMemory {
+        step,
+        message: format!(
+            "the {where_} ran out of memory; what helps: {} ({first_line})",
+            knobs.join("; ")
+        ),
+    }
+}
+
+/// The seed of a micro-batch's dropout masks.
+fn dropout_seed(seed: u64, step: usize, micro: usize) -> i64 {
+    let mut h = crc32fast::Hasher::new();
+    for v in [seed, step as u64, micro as u64] {
+        h.update(&v.to_le_bytes());
+    }
+    i64::from(h.finalize()) << 16
+}
+
 /// One optimiser step over `group` (micro-batches of example indices): its metrics line
 /// and the tokens it processed.
 fn step(
@@ -349,9 +473,16 @@ fn step(
     let mut loss_sum = 0.0;
     let mut parts: Vec<(String, f64)> = Vec::new();
     let mut tokens = 0;
-    for micro in group {
+    let dropout = run.model.lora().is_some_and(|a| a.config.dropout > 0.0);
+    for (m, micro) in group.iter().enumerate() {
         let examples: Vec<&Example> = micro.iter().map(|&i| &run.examples[i]).collect();
-        let batch = tokens::forward(run.model, &examples);
+        let pass = TrainPass {
+            checkpoint: run.opts.grad_checkpoint,
+            // Dropout masks as a function of the run's seed, the step and the micro-batch:
+            // a resumed run draws what an uninterrupted one would.
+            dropout_seed: dropout.then(|| dropout_seed(run.opts.seed, step, m)),
+        };
+        let mut batch = tokens::forward_with(run.model, &examples, pass);
         tokens += batch.tokens;
         let loss = objective
             .loss(&batch)
@@ -365,6 +496,9 @@ fn step(
         }
         // The gradient of the mean over the group's micro-batches.
         (&loss.total / group.len() as f64).backward();
+        if let Some(replay) = batch.replay.take() {
+            replay.backward(run.model.net());
+        }
         loss_sum += value;
         for (name, t) in &loss.parts {
             let v = t.double_value(&[]);

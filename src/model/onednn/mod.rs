@@ -111,7 +111,7 @@ impl PackedWeight {
     }
 
     /// Drop the packed copy (its memory), if any.
-    fn release(&self) {
+    pub fn release(&self) {
         self.lock().take();
     }
 

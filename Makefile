@@ -19,7 +19,7 @@ RLMEC    := target/release/rlmec
 # Tests drive the release binary; one torch thread each (two OpenMP threads lose to one on a busy core).
 TEST_ENV := RLMEC_TORCH_THREADS=1
 
-.PHONY: setup demo reproduce-math test build check docs report-screenshot bench bench-train bench-align bench-setup clean-deps
+.PHONY: setup demo reproduce-math test build check docs report-screenshot bench bench-train bench-lora bench-lora-scale bench-align bench-setup clean-deps
 
 setup: $(STAMP) $(MODEL)
 
@@ -72,7 +72,7 @@ bench-setup: $(BENCH_VENV)/.ready
 $(BENCH_VENV)/.ready:
 	rm -rf $(BENCH_VENV).partial
 	$(PYTHON) -m venv $(BENCH_VENV).partial
-	$(BENCH_VENV).partial/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 transformers gguf accelerate
+	$(BENCH_VENV).partial/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 transformers gguf accelerate peft
 	touch $(BENCH_VENV).partial/.ready
 	rm -rf $(BENCH_VENV) && mv $(BENCH_VENV).partial $(BENCH_VENV)
 
@@ -81,6 +81,14 @@ bench: setup bench-setup
 
 bench-train: setup bench-setup
 	RLMEC_BENCH_PYTHON=$(BENCH_VENV)/bin/python cargo bench --bench train
+
+# A LoRA step with gradient checkpointing on a SmolLM2-1.7B-shaped llama (bf16, no peer).
+bench-lora-scale: setup
+	cargo bench --bench lora_scale
+
+# A LoRA step (r 16, all seven projections) beside transformers + PEFT.
+bench-lora: setup bench-setup
+	RLMEC_BENCH_LORA=16 RLMEC_BENCH_PYTHON=$(BENCH_VENV)/bin/python cargo bench --bench train
 
 bench-align: setup bench-setup
 	RLMEC_BENCH_PYTHON=$(BENCH_VENV)/bin/python cargo bench --bench align

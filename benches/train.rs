@@ -6,13 +6,16 @@
 //! on the embedded default model, the same token ids, dtype and thread count on both sides
 //! (`benches/peer_train.py`). Reports the median step's tokens/s after one warm-up step, and
 //! the peak RSS of training (reset after loading on both sides). Environment as in
-//! `benches/model.rs` (`RLMEC_BENCH_REPEATS` steps are timed).
+//! `benches/model.rs` (`RLMEC_BENCH_REPEATS` steps are timed); `RLMEC_BENCH_LORA=16` trains
+//! LoRA adapters of that rank beside all seven projections instead (PEFT on the peer's side):
+//! `make bench-lora`.
 
 mod common;
 
 use std::path::Path;
 
 use common::{MODEL, Settings, median, report, run_peer};
+use rlmec::model::lora::LoraConfig;
 use rlmec::model::{LoadOptions, Model};
 use rlmec::train::examples::Example;
 use rlmec::train::objective::Sft;
@@ -61,7 +64,16 @@ fn main() {
                 .collect()
         })
         .collect();
-    let input = json!({"batches": batches, "lr": LR});
+    let lora_r: usize = std::env::var("RLMEC_BENCH_LORA")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let lora = (lora_r > 0).then(|| LoraConfig {
+        r: lora_r,
+        alpha: 2.0 * lora_r as f64,
+        ..LoraConfig::default()
+    });
+    let input = json!({"batches": batches, "lr": LR, "lora": lora});
 
     // Peak memory of training only, as on the peer side.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -72,6 +84,7 @@ fn main() {
         grad_accum: 1,
         warmup_ratio: 0.0,
         max_len: PROMPT + OUTPUT,
+        lora,
         ..TrainOptions::default()
     };
     let report_ = train_examples(&mut model, examples, &mut Sft, &train_opts).unwrap();
@@ -83,10 +96,23 @@ fn main() {
         "train_tok_s": median(step_rates),
         "peak_rss_mb": common::peak_rss_mb(),
     });
-    let peer = run_peer(&settings, "benches/peer_train.py", "train", &input);
+    let peer = run_peer(
+        &settings,
+        "benches/peer_train.py",
+        if lora_r > 0 { "train-lora" } else { "train" },
+        &input,
+    );
     let rows = [
-        ("training step, 8 x 256 tokens (tokens/s)", "train_tok_s"),
+        (
+            if lora_r > 0 {
+                "LoRA training step, 8 x 256 tokens (tokens/s)"
+            } else {
+                "training step, 8 x 256 tokens (tokens/s)"
+            },
+            "train_tok_s",
+        ),
         ("peak RSS of training (MB, lower is better)", "peak_rss_mb"),
     ];
-    report(&settings, "train", &rows, &ours, peer.as_ref());
+    let name = if lora_r > 0 { "train-lora" } else { "train" };
+    report(&settings, name, &rows, &ours, peer.as_ref());
 }

@@ -25,8 +25,11 @@ fn rlmec(args: &[&str]) {
         .current_dir(root)
         .output()
         .expect("the binary runs");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "rlmec {args:?} failed:\n{text}");
 }
 

@@ -11,7 +11,7 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
 /// Size and CRC-32 of a written file.
@@ -60,21 +60,25 @@ pub fn write(
     names: &[String],
     tensor: impl Fn(&str) -> Tensor,
 ) -> Result<FileSum, String> {
-    let mut header = serde_json::Map::new();
-    header.insert("__metadata__".into(), json!({"format": "pt"}));
+    // Written by hand in the reference writer's layout (`__metadata__` first, then each tensor
+    // as `{"dtype", "shape", "data_offsets"}`), so our files are byte-identical to its.
+    let mut header = String::from(r#"{"__metadata__":{"format":"pt"}"#);
     let mut offset = 0usize;
     for name in names {
         let t = tensor(name);
         let (dtype, elem) = dtype_name(t.kind())
             .ok_or_else(|| format!("tensor `{name}` has unsupported kind {:?}", t.kind()))?;
         let end = offset + t.numel() * elem;
-        header.insert(
-            name.clone(),
-            json!({"dtype": dtype, "shape": t.size(), "data_offsets": [offset, end]}),
+        let shape: Vec<String> = t.size().iter().map(i64::to_string).collect();
+        header += &format!(
+            r#",{}:{{"dtype":"{dtype}","shape":[{}],"data_offsets":[{offset},{end}]}}"#,
+            Value::String(name.clone()),
+            shape.join(",")
         );
         offset = end;
     }
-    let mut header = serde_json::to_vec(&Value::Object(header)).map_err(|e| e.to_string())?;
+    header.push('}');
+    let mut header = header.into_bytes();
     // The data that follows starts 8-byte aligned, as the reference writer pads it.
     header.resize(header.len().next_multiple_of(8), b' ');
 

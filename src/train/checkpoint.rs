@@ -228,6 +228,11 @@ pub fn finished(out: &Path) -> Option<State> {
     }
 }
 
+/// Remove `out`'s record of a finished run, if any: a run starting there replaces it.
+pub fn forget_finished(out: &Path) {
+    let _ = fs::remove_file(out.join(FINISHED));
+}
+
 /// Load the final weights of a finished run (see [`finish`]) into `model`.
 pub fn load_final(out: &Path, model: &Model) -> Result<(), CheckpointError> {
     load_weights(out, model)

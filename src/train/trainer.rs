@@ -268,6 +268,10 @@ pub fn train_examples(
     if let Some(done) = run.finished(objective)? {
         return Ok(TrainReport { skipped, ..done });
     }
+    if let Some(out) = &opts.out {
+        // Another run's record (other options, or `resume: false`) must not outlive it.
+        checkpoint::forget_finished(out);
+    }
     let mut optimizer = AdamW::new(&model.trainable(), opts.adamw);
     tracing::info!("{}", memory::estimate(model, opts, &run.lengths));
     let resumed = run.resume(&mut optimizer)?;
@@ -441,7 +445,15 @@ fn out_of_memory(
         ));
     }
     knobs.push(format!("a smaller `max_len` (now {})", opts.max_len));
-    let first_line = message.lines().next().unwrap_or_default();
+    // libtorch's own words, without the `unwrap` wrapper or its C++ backtrace.
+    let detail = message.split_once("Torch(\"").map_or(message.as_str(), |(_, m)| m);
+    let first_line = detail
+        .split(['\n', '"'])
+        .next()
+        .unwrap_or_default()
+        .split("\\n")
+        .next()
+        .unwrap_or_default();
     TrainError::OutOfMemory {
         step,
         message: format!(
@@ -529,4 +541,59 @@ fn step(
         line[name] = json!(v / n);
     }
     Ok((line, tokens))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_out_of_memory_step_names_the_knobs_that_help() {
+        let opts = TrainOptions::default();
+        let panic: Box<dyn std::any::Any + Send> = Box::new(
+            "called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. Tried to allocate 2.00 GiB\\nframe #0 ...\")"
+                .to_string(),
+        );
+        let message = out_of_memory(panic, 4, &opts).to_string();
+        assert!(
+            message.starts_with("train: step 5: the GPU ran out of memory"),
+            "{message}"
+        );
+        for knob in [
+            "lora",
+            "grad_checkpoint",
+            "batch_size",
+            "grad_accum",
+            "max_len",
+        ] {
+            assert!(message.contains(knob), "{knob} missing: {message}");
+        }
+        assert!(
+            !message.contains("frame #0"),
+            "no libtorch backtrace: {message}"
+        );
+        // Knobs already in use are not suggested again.
+        let lean = TrainOptions {
+            lora: Some(crate::model::lora::LoraConfig::default()),
+            grad_checkpoint: true,
+            batch_size: 1,
+            ..TrainOptions::default()
+        };
+        let cpu: Box<dyn std::any::Any + Send> =
+            Box::new("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes");
+        let message = out_of_memory(cpu, 0, &lean).to_string();
+        assert!(message.contains("the CPU ran out of memory"), "{message}");
+        assert!(
+            !message.contains("`lora") && !message.contains("`grad_checkpoint"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn other_panics_keep_unwinding() {
+        let caught = std::panic::catch_unwind(|| {
+            out_of_memory(Box::new("index out of range"), 0, &TrainOptions::default())
+        });
+        assert!(caught.is_err());
+    }
 }

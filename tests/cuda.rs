@@ -59,8 +59,6 @@ fn math_full_runs_end_to_end_on_cuda() {
         "n_test=40",
         "--set",
         "synthetic.n_pretrain=400",
-        "--set",
-        "scratch.train.epochs=1",
     ]);
     assert!(out.join("accuracy.csv").is_file());
 }

@@ -21,7 +21,7 @@ pub fn load(path: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
         bos: tok.bos_id.map(i64::from),
         eos: tok.eos_id.map(i64::from).into_iter().collect(),
     };
-    let model = Model::new(
+    let model = Model::unfilled(
         config,
         TextTokenizer::new(tok.tokenizer),
         special,

@@ -25,7 +25,7 @@ pub fn load(dir: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
     let config: ModelConfig = parse_json_as(&config_path)?;
     let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
     let special = special_tokens(dir, &config, &tokenizer)?;
-    let model = Model::new(config, tokenizer, special, opts, dir)?;
+    let model = Model::unfilled(config, tokenizer, special, opts, dir)?;
     reload_weights(&model, dir)?;
     Ok(model.finish_load())
 }

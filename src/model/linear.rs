@@ -41,15 +41,36 @@ pub struct Linear {
     salt: i64,
 }
 
+/// How a model's new parameters are made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParamInit {
+    /// Drawn from N(0, std), or left unset for a loader to fill (no time spent drawing).
+    pub random: bool,
+    pub std: f64,
+    /// The dtype the large matrices are made in: made in the model's dtype, a bf16 model never
+    /// holds an f32 copy of its weights.
+    pub kind: Kind,
+    /// Keep oneDNN-packed copies for inference ([`PackedWeight`]).
+    pub pack: bool,
+}
+
 /// A `[rows, cols]` parameter stored column-major (its transpose is contiguous).
 ///
 /// The shape, the name and every value are the checkpoint's; only the memory order differs.
 /// For `x·Wᵀ` with few rows of `x` (decoding), MKL streams a column-major `W` about twice as
 /// fast as a row-major one, and decoding is bound by exactly that stream (measured here:
 /// 11.8 → 19 GB/s for a layer's weights at batch 1, 9.9 → 4.6 ms for SmolLM2's output head).
-pub fn column_major(p: &nn::Path, name: &str, rows: i64, cols: i64, std: f64) -> Tensor {
-    let storage = Tensor::randn([cols, rows], (Kind::Float, p.device())) * std;
-    p.add(name, storage.tr(), true)
+/// The tensor is made with column-major strides rather than as the transposed view of a
+/// row-major one: a view keeps its base alive, so converting the model's dtype later would
+/// keep the old storage too (the whole model again, in f32).
+pub fn column_major(p: &nn::Path, name: &str, rows: i64, cols: i64, init: ParamInit) -> Tensor {
+    let t = Tensor::empty_strided([rows, cols], [1, rows], (init.kind, p.device()));
+    if init.random {
+        // The same draws as ever: N(0, std) over the [cols, rows] storage, in f32.
+        let drawn = Tensor::randn([cols, rows], (Kind::Float, p.device())) * init.std;
+        tch::no_grad(|| t.shallow_clone().copy_(&drawn.tr()));
+    }
+    p.add(name, t, true)
 }
 
 impl Linear {
@@ -57,15 +78,15 @@ impl Linear {
         p: nn::Path,
         (in_dim, out_dim): (i64, i64),
         bias: bool,
-        (std, pack): (f64, bool),
+        init: ParamInit,
         salt: i64,
     ) -> Self {
-        let weight = column_major(&p, "weight", out_dim, in_dim, std);
+        let weight = column_major(&p, "weight", out_dim, in_dim, init);
         let bias = bias.then(|| p.var("bias", &[out_dim], Init::Const(0.0)));
         Self {
             weight,
             bias,
-            packed: PackedWeight::new(pack),
+            packed: PackedWeight::new(init.pack),
             lora: None,
             salt,
         }

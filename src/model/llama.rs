@@ -13,7 +13,7 @@ use tch::{Kind, Tensor};
 use super::config::ModelConfig;
 use super::gemv;
 use super::kv_cache::KvCache;
-use super::linear::{Linear, Pass, column_major};
+use super::linear::{Linear, ParamInit, Pass, column_major};
 use super::onednn::PackedWeight;
 use super::rope::Rope;
 
@@ -53,14 +53,13 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(p: nn::Path, cfg: &ModelConfig, pack: bool) -> Self {
+    fn new(p: nn::Path, cfg: &ModelConfig, init: ParamInit) -> Self {
         let (h, kv, d) = (
             cfg.num_attention_heads as i64,
             cfg.num_kv_heads() as i64,
             cfg.head_dim() as i64,
         );
         let hidden = cfg.hidden_size as i64;
-        let init = (cfg.initializer_range, pack);
         Self {
             q_proj: Linear::new(&p / "q_proj", (hidden, h * d), cfg.qkv_bias(), init, 0),
             k_proj: Linear::new(&p / "k_proj", (hidden, kv * d), cfg.qkv_bias(), init, 1),
@@ -124,9 +123,9 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn new(p: nn::Path, cfg: &ModelConfig, pack: bool) -> Self {
+    fn new(p: nn::Path, cfg: &ModelConfig, init: ParamInit) -> Self {
         let (hidden, inter) = (cfg.hidden_size as i64, cfg.intermediate_size as i64);
-        let (bias, init) = (cfg.mlp_bias, (cfg.initializer_range, pack));
+        let bias = cfg.mlp_bias;
         Self {
             gate_proj: Linear::new(&p / "gate_proj", (hidden, inter), bias, init, 4),
             up_proj: Linear::new(&p / "up_proj", (hidden, inter), bias, init, 5),
@@ -149,13 +148,13 @@ struct Block {
 }
 
 impl Block {
-    fn new(p: nn::Path, cfg: &ModelConfig, pack: bool) -> Self {
+    fn new(p: nn::Path, cfg: &ModelConfig, init: ParamInit) -> Self {
         let (hidden, eps) = (cfg.hidden_size as i64, cfg.rms_norm_eps);
         Self {
             input_layernorm: RmsNorm::new(&p / "input_layernorm", hidden, eps),
-            self_attn: Attention::new(&p / "self_attn", cfg, pack),
+            self_attn: Attention::new(&p / "self_attn", cfg, init),
             post_attention_layernorm: RmsNorm::new(&p / "post_attention_layernorm", hidden, eps),
-            mlp: Mlp::new(&p / "mlp", cfg, pack),
+            mlp: Mlp::new(&p / "mlp", cfg, init),
         }
     }
 
@@ -192,27 +191,25 @@ pub struct Llama {
 }
 
 impl Llama {
-    /// Create the parameters under HF names (randomly initialised; loaders overwrite them).
-    /// `pack`: keep oneDNN-packed copies of the weights for inference ([`PackedWeight`]).
-    pub fn new(root: &nn::Path, cfg: &ModelConfig, pack: bool) -> Self {
+    /// Create the parameters under HF names, drawn or left for a loader to fill ([`ParamInit`]).
+    pub fn new(root: &nn::Path, cfg: &ModelConfig, init: ParamInit) -> Self {
         let (vocab, hidden) = (cfg.vocab_size as i64, cfg.hidden_size as i64);
-        let std = cfg.initializer_range;
         let model = root / "model";
         // Column-major too: with tied embeddings this is the output head, the largest read
         // of every decoding step; the lookup only gathers a few strided rows.
-        let embed_tokens = column_major(&(&model / "embed_tokens"), "weight", vocab, hidden, std);
+        let embed_tokens = column_major(&(&model / "embed_tokens"), "weight", vocab, hidden, init);
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Block::new(&model / "layers" / i, cfg, pack))
+            .map(|i| Block::new(&model / "layers" / i, cfg, init))
             .collect();
         let norm = RmsNorm::new(&model / "norm", hidden, cfg.rms_norm_eps);
         let lm_head = (!cfg.tie_word_embeddings)
-            .then(|| column_major(&(root / "lm_head"), "weight", vocab, hidden, std));
+            .then(|| column_major(&(root / "lm_head"), "weight", vocab, hidden, init));
         Self {
             embed_tokens,
             layers,
             norm,
             lm_head,
-            head_packed: PackedWeight::new(pack),
+            head_packed: PackedWeight::new(init.pack),
             rope: Rope::new(cfg, root.device()),
         }
     }

@@ -211,17 +211,16 @@ impl Model {
         Ok(model)
     }
 
-    /// A model with fresh random parameters (`initializer_range`), e.g. to train from scratch;
-    /// loaders build one and then overwrite its parameters.
-    pub fn new(
+    /// A model whose parameters a loader fills next (every one: the loaders check), made in
+    /// `opts.dtype` without drawing values.
+    pub fn unfilled(
         config: ModelConfig,
         tokenizer: TextTokenizer,
         special: SpecialTokens,
         opts: LoadOptions,
         origin: &Path,
     ) -> Result<Self, ModelError> {
-        let _init = init_lock();
-        Self::build(config, tokenizer, special, opts, origin)
+        Self::build(config, tokenizer, special, opts, origin, false)
     }
 
     /// A model with fresh random parameters drawn right after seeding torch with `seed`, in
@@ -237,7 +236,7 @@ impl Model {
     ) -> Result<Self, ModelError> {
         let _init = init_lock();
         tch::manual_seed(seed);
-        Ok(Self::build(config, tokenizer, special, opts, origin)?.finish_load())
+        Ok(Self::build(config, tokenizer, special, opts, origin, true)?.finish_load())
     }
 
     fn build(
@@ -246,6 +245,7 @@ impl Model {
         special: SpecialTokens,
         opts: LoadOptions,
         origin: &Path,
+        random: bool,
     ) -> Result<Self, ModelError> {
         config
             .validate()
@@ -255,7 +255,13 @@ impl Model {
             })?;
         let device = opts.device.to_tch()?;
         let vs = nn::VarStore::new(device);
-        let net = Llama::new(&vs.root(), &config, opts.pack);
+        let init = linear::ParamInit {
+            random,
+            std: config.initializer_range,
+            kind: opts.dtype.kind(),
+            pack: opts.pack,
+        };
+        let net = Llama::new(&vs.root(), &config, init);
         Ok(Self {
             config,
             tokenizer,
@@ -268,7 +274,7 @@ impl Model {
         })
     }
 
-    /// Convert the parameters to the requested dtype (after loading in f32).
+    /// Convert the parameters still in f32 (norms, biases) to the requested dtype.
     fn finish_load(mut self) -> Self {
         if self.dtype != Dtype::F32 {
             self.vs.set_kind(self.dtype.kind());

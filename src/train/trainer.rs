@@ -446,7 +446,9 @@ fn out_of_memory(
     }
     knobs.push(format!("a smaller `max_len` (now {})", opts.max_len));
     // libtorch's own words, without the `unwrap` wrapper or its C++ backtrace.
-    let detail = message.split_once("Torch(\"").map_or(message.as_str(), |(_, m)| m);
+    let detail = message
+        .split_once("Torch(\"")
+        .map_or(message.as_str(), |(_, m)| m);
     let first_line = detail
         .split(['\n', '"'])
         .next()

@@ -17,8 +17,9 @@ pub struct Adapters {
     /// Every `A` and `B`, by PEFT's name without its `base_model.model.` prefix
     /// (`model.layers.0.self_attn.q_proj.lora_A.weight`); shared with the layers.
     pub params: BTreeMap<String, Tensor>,
-    /// The model the frozen weights came from (written into a saved adapter's config).
-    pub base: PathBuf,
+    /// The model the frozen weights came from (written into a saved adapter's config, made
+    /// absolute); `None` when they were changed in memory and no file holds them.
+    pub base: Option<PathBuf>,
 }
 
 impl Adapters {
@@ -77,10 +78,12 @@ impl Model {
                 / self.num_parameters().max(1) as f64,
             self.num_parameters()
         );
+        let base = (!self.edited)
+            .then(|| std::fs::canonicalize(&self.origin).unwrap_or_else(|_| self.origin.clone()));
         self.lora = Some(Adapters {
             config: config.clone(),
             params,
-            base: self.origin.clone(),
+            base,
         });
         Ok(())
     }
@@ -95,6 +98,7 @@ impl Model {
             linear.merge();
         }
         self.vs.unfreeze();
+        self.edited = true;
         true
     }
 
@@ -119,6 +123,11 @@ impl Model {
             filler.put(&name, &tensor)?;
         }
         filler.finish()
+    }
+
+    /// Record that the weights no longer equal the files at `origin` (trained in full).
+    pub fn mark_edited(&mut self) {
+        self.edited = true;
     }
 
     /// What training updates: the adapters when attached, else every parameter.

@@ -256,7 +256,8 @@ pub fn write_model_files(model: &Model, dir: &Path) -> Result<FileSum, ModelErro
     let mut names: Vec<String> = vars.keys().cloned().collect();
     names.sort();
     let path = dir.join("model.safetensors");
-    safetensors_writer::write(&path, &names, |name| {
+    let meta = |name: &str| (vars[name].kind(), vars[name].size());
+    safetensors_writer::write(&path, &names, meta, |name| {
         let weight = &vars[name];
         model
             .lora()
@@ -279,8 +280,5 @@ pub fn write_safetensors(
     vars: &HashMap<String, Tensor>,
     path: &Path,
 ) -> Result<FileSum, ModelError> {
-    let mut names: Vec<String> = vars.keys().cloned().collect();
-    names.sort();
-    safetensors_writer::write(path, &names, |name| vars[name].shallow_clone())
-        .map_err(save_error(path))
+    safetensors_writer::write_all(path, vars).map_err(save_error(path))
 }

@@ -113,7 +113,7 @@ impl Linear {
             }
         };
         let dropout_seed = match pass {
-            Pass::Train { dropout_seed } => dropout_seed.map(|s| s.wrapping_mul(8) + self.salt),
+            Pass::Train { dropout_seed } => dropout_seed.map(|s| super::lora::mix(s, self.salt)),
             _ => None,
         };
         match &self.lora {
@@ -128,7 +128,7 @@ impl Linear {
         (size[0], size[1])
     }
 
-    /// Attach a fresh adapter (replacing none: callers merge or detach first).
+    /// Attach a fresh adapter (callers merge an attached one first).
     pub fn attach(&mut self, config: &LoraConfig) -> &LoraAdapter {
         let (out_dim, in_dim) = self.shape();
         self.lora.insert(LoraAdapter::new(

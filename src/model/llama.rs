@@ -348,7 +348,7 @@ pub struct TrainPass {
 impl TrainPass {
     fn layer(&self, layer: usize) -> Pass {
         Pass::Train {
-            dropout_seed: self.dropout_seed.map(|s| s.wrapping_add(layer as i64)),
+            dropout_seed: self.dropout_seed.map(|s| super::lora::mix(s, layer as i64)),
         }
     }
 }

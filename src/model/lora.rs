@@ -10,7 +10,7 @@
 //!
 //! Adapters are named as PEFT names them without its `base_model.model.` prefix
 //! (`model.layers.0.self_attn.q_proj.lora_A.weight`), so a checkpoint, an optimiser state
-//! and PEFT's `adapter_model.safetensors` ([`super::adapter_io`]) all speak one language.
+//! and PEFT's `adapter_model.safetensors` ([`super::peft`]) all speak one language.
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -39,9 +39,22 @@ pub struct LoraConfig {
     /// Dropout on the adapters' input while training.
     #[serde(default)]
     pub dropout: f64,
-    /// Module names the adapters sit beside (a subset of [`TARGETS`]).
-    #[serde(default = "default_targets")]
+    /// Module names the adapters sit beside (a subset of [`TARGETS`]), kept in [`TARGETS`]'
+    /// order without repeats, so that two configs naming the same modules are equal.
+    #[serde(default = "default_targets", deserialize_with = "deserialize_targets")]
     pub targets: Vec<String>,
+}
+
+fn deserialize_targets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Vec::<String>::deserialize(d).map(canonical_targets)
+}
+
+/// `targets` in [`TARGETS`]' order (unknown names last, for `validate` to report), once each.
+pub fn canonical_targets(mut targets: Vec<String>) -> Vec<String> {
+    let rank = |t: &String| TARGETS.iter().position(|k| k == t).unwrap_or(TARGETS.len());
+    targets.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
+    targets.dedup();
+    targets
 }
 
 fn default_r() -> usize {
@@ -168,16 +181,22 @@ impl LoraAdapter {
     }
 }
 
-/// A 0/1 f32 mask of `shape` keeping each element with probability `1 − p`, as a pure
-/// function of `seed` and the element's index: an integer hash (three rounds of
-/// `x ← ((x >> 16) ^ x) · 0x45d9f3b mod 2³²`) of `index + seed·φ` computed with tensor
-/// operations, so it is the same on every device, in every thread and on every recomputation,
-/// without touching torch's global generator. Every product stays below 2⁵⁹: no overflow.
-pub fn keep_mask(shape: &[i64], p: f64, seed: i64, device: Device) -> Tensor {
+/// SplitMix64's finaliser over `a` and `b`: a 64-bit key that changes everywhere with either.
+/// Seeds are combined with it level by level (run seed, step, micro-batch, layer, module), so
+/// no two of them share a key short of a 64-bit collision.
+pub fn mix(a: i64, b: i64) -> i64 {
+    let mut z = (a as u64) ^ (b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as i64
+}
+
+/// Three rounds of `x ← ((x >> 16) ^ x) · 0x45d9f3b mod 2³²` and a last xor-shift, on an int64
+/// tensor of values below 2³² (every product stays below 2⁵⁹: no overflow).
+fn hash32(x: Tensor) -> Tensor {
     const MASK32: i64 = 0xffff_ffff;
-    let n: i64 = shape.iter().product();
-    let offset = seed.wrapping_mul(0x9e37_79b9) & MASK32;
-    let mut x = (Tensor::arange(n, (Kind::Int64, device)) + offset).bitwise_and(MASK32);
+    let mut x = x;
     for _ in 0..3 {
         x = ((x
             .bitwise_right_shift_tensor_scalar(16)
@@ -185,11 +204,21 @@ pub fn keep_mask(shape: &[i64], p: f64, seed: i64, device: Device) -> Tensor {
             * 0x045d_9f3b)
             .bitwise_and(MASK32);
     }
-    x = x
-        .bitwise_right_shift_tensor_scalar(16)
-        .bitwise_xor_tensor(&x);
+    x.bitwise_right_shift_tensor_scalar(16)
+        .bitwise_xor_tensor(&x)
+}
+
+/// A boolean mask of `shape` keeping each element with probability `1 − p`, as a pure function
+/// of `key` and the element's index: `hash(hash(index) ^ key)`, computed with tensor operations,
+/// so it is the same on every device, in every thread and on every recomputation, without
+/// touching torch's global generator. (Hashing the index first keeps masks of different keys
+/// from being shifted windows of one stream.)
+pub fn keep_mask(shape: &[i64], p: f64, key: i64, device: Device) -> Tensor {
+    let n: i64 = shape.iter().product();
+    let key = mix(key, 0) & 0xffff_ffff;
+    let x = hash32(hash32(Tensor::arange(n, (Kind::Int64, device))).bitwise_xor(key));
     let threshold = (p * 4_294_967_296.0) as i64;
-    x.ge(threshold).to_kind(Kind::Float).view(shape)
+    x.ge(threshold).view(shape)
 }
 
 #[cfg(test)]
@@ -198,11 +227,12 @@ mod tests {
 
     #[test]
     fn keep_masks_keep_the_asked_share_and_depend_on_the_seed_only() {
-        let a = keep_mask(&[64, 1000], 0.1, 7, Device::Cpu);
+        let a = keep_mask(&[64, 1000], 0.1, 7, Device::Cpu).to_kind(Kind::Float);
         let kept = a.mean(Kind::Float).double_value(&[]);
         assert!((kept - 0.9).abs() < 0.01, "{kept}");
-        assert!(a.equal(&keep_mask(&[64, 1000], 0.1, 7, Device::Cpu)));
-        let b = keep_mask(&[64, 1000], 0.1, 8, Device::Cpu);
+        let again = keep_mask(&[64, 1000], 0.1, 7, Device::Cpu).to_kind(Kind::Float);
+        assert!(a.equal(&again));
+        let b = keep_mask(&[64, 1000], 0.1, 8, Device::Cpu).to_kind(Kind::Float);
         let same = a
             .eq_tensor(&b)
             .to_kind(Kind::Float)
@@ -214,5 +244,25 @@ mod tests {
         let (x, y) = (flat.narrow(0, 0, 63_999), flat.narrow(0, 1, 63_999));
         let both = (&x * &y).mean(Kind::Float).double_value(&[]);
         assert!((both - 0.81).abs() < 0.01, "{both}");
+        // Nor are masks of neighbouring keys shifted copies of each other.
+        let shifted = a.view([-1]).narrow(0, 1, 63_999);
+        let c = keep_mask(&[64, 1000], 0.1, 8, Device::Cpu).to_kind(Kind::Float);
+        let same = c
+            .view([-1])
+            .narrow(0, 0, 63_999)
+            .eq_tensor(&shifted)
+            .to_kind(Kind::Float);
+        assert!(same.mean(Kind::Float).double_value(&[]) < 0.9);
+    }
+
+    #[test]
+    fn mixed_seeds_differ_for_every_step_and_micro_batch() {
+        let mut keys = std::collections::HashSet::new();
+        for step in 0..1000 {
+            for micro in 0..4 {
+                keys.insert(mix(mix(0, step), micro) & 0xffff_ffff);
+            }
+        }
+        assert_eq!(keys.len(), 4000);
     }
 }

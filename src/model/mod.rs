@@ -173,6 +173,9 @@ pub struct Model {
     net: Llama,
     /// LoRA adapters beside the linear layers, when attached.
     lora: Option<adapters::Adapters>,
+    /// The weights were changed in memory (trained in full, adapters merged): they no longer
+    /// equal the files at `origin`, so an adapter trained on them cannot name it as its base.
+    edited: bool,
 }
 
 impl std::fmt::Debug for Model {
@@ -271,6 +274,7 @@ impl Model {
             vs,
             net,
             lora: None,
+            edited: false,
         })
     }
 

@@ -11,12 +11,18 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+use tch::Kind;
 
-use super::lora::{LoraConfig, TARGETS};
+use super::lora::{LoraConfig, TARGETS, canonical_targets};
 use super::{LoadOptions, Model, ModelError, hf, safetensors_writer};
 use crate::files;
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
+
+thread_local! {
+    /// How many adapter folders deep the current load is.
+    static CHAIN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 /// PEFT's prefix of every saved tensor name (`PeftModel` → `LoraModel` → the base model).
 const PREFIX: &str = "base_model.model.";
@@ -26,12 +32,13 @@ pub fn is_adapter_dir(dir: &Path) -> bool {
     dir.join(CONFIG_FILE).is_file() && !dir.join("config.json").is_file()
 }
 
-/// The `adapter_config.json` PEFT would write for `config` over the model at `base`.
-fn config_json(config: &LoraConfig, base: &Path) -> Value {
+/// The `adapter_config.json` PEFT would write for `config` over the model at `base` (`None`:
+/// weights changed in memory, which no file holds).
+fn config_json(config: &LoraConfig, base: Option<&Path>) -> Value {
     json!({
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
-        "base_model_name_or_path": base.to_string_lossy(),
+        "base_model_name_or_path": base.map(|b| b.to_string_lossy()),
         "r": config.r,
         "lora_alpha": config.alpha,
         "lora_dropout": config.dropout,
@@ -73,17 +80,22 @@ pub fn write_adapter(model: &Model, dir: &Path) -> Result<safetensors_writer::Fi
     let adapters = model
         .lora()
         .ok_or_else(|| save_error("no adapters attached".into()))?;
+    if adapters.base.is_none() {
+        tracing::warn!(
+            "{}: the adapters sit on weights changed in memory (trained or merged), which no file holds: base_model_name_or_path is null (save the model under them with m.save to keep it)",
+            dir.display()
+        );
+    }
     files::write_json(
         &dir.join(CONFIG_FILE),
-        &config_json(&adapters.config, &adapters.base),
+        &config_json(&adapters.config, adapters.base.as_deref()),
     )
     .map_err(|e| save_error(e.to_string()))?;
     let names: Vec<String> = adapters.params.keys().cloned().collect();
     let saved: Vec<String> = names.iter().map(|n| format!("{PREFIX}{n}")).collect();
-    safetensors_writer::write(&dir.join(WEIGHTS_FILE), &saved, |name| {
-        adapters.params[&name[PREFIX.len()..]].detach()
-    })
-    .map_err(save_error)
+    let param = |name: &str| adapters.params[&name[PREFIX.len()..]].detach();
+    let meta = |name: &str| (Kind::Float, param(name).size());
+    safetensors_writer::write(&dir.join(WEIGHTS_FILE), &saved, meta, param).map_err(save_error)
 }
 
 /// A PEFT adapter read from disk.
@@ -112,7 +124,7 @@ pub fn read_adapter(dir: &Path) -> Result<AdapterFiles, ModelError> {
             )));
         }
     }
-    for flag in ["use_dora", "use_rslora", "fan_in_fan_out"] {
+    for flag in ["use_dora", "use_rslora", "use_qalora", "fan_in_fan_out"] {
         if field(flag).and_then(Value::as_bool) == Some(true) {
             return Err(bad(format!(
                 "`{flag}: true` is not supported (plain LoRA only)"
@@ -124,7 +136,9 @@ pub fn read_adapter(dir: &Path) -> Result<AdapterFiles, ModelError> {
             .and_then(Value::as_object)
             .is_some_and(|m| !m.is_empty())
         {
-            return Err(bad(format!("`{key}` (per-layer ranks) is not supported")));
+            return Err(bad(format!(
+                "`{key}` (per-module ranks or alphas) is not supported"
+            )));
         }
     }
     if let Some(bias) = field("bias")
@@ -135,7 +149,20 @@ pub fn read_adapter(dir: &Path) -> Result<AdapterFiles, ModelError> {
             "`bias: \"{bias}\"` is not supported (only \"none\")"
         )));
     }
-    for key in ["modules_to_save", "layers_to_transform", "layers_pattern"] {
+    if field("lora_bias").and_then(Value::as_bool) == Some(true) {
+        return Err(bad(
+            "`lora_bias: true` is not supported (plain LoRA only)".into()
+        ));
+    }
+    for key in [
+        "modules_to_save",
+        "layers_to_transform",
+        "layers_pattern",
+        "exclude_modules",
+        "layer_replication",
+        "target_parameters",
+        "trainable_token_indices",
+    ] {
         if field(key).is_some_and(|v| v.as_array().is_none_or(|a| !a.is_empty())) {
             return Err(bad(format!("`{key}` is not supported")));
         }
@@ -152,7 +179,11 @@ pub fn read_adapter(dir: &Path) -> Result<AdapterFiles, ModelError> {
             .map(|v| v.as_str().map(str::to_string))
             .collect::<Option<_>>()
             .ok_or_else(|| bad("`target_modules` must list module names".into()))?,
-        // PEFT reads a string as a regular expression over full module names.
+        // PEFT's shorthand for every linear layer but the output head.
+        Some(Value::String(all)) if all == "all-linear" => {
+            TARGETS.iter().map(|t| t.to_string()).collect()
+        }
+        // PEFT reads any other string as a regular expression over full module names.
         Some(Value::String(pattern)) => {
             return Err(bad(format!(
                 "`target_modules` is the pattern \"{pattern}\": list the module names instead (some of {})",
@@ -165,7 +196,7 @@ pub fn read_adapter(dir: &Path) -> Result<AdapterFiles, ModelError> {
         r: r as usize,
         alpha,
         dropout: field("lora_dropout").and_then(Value::as_f64).unwrap_or(0.0),
-        targets,
+        targets: canonical_targets(targets),
     };
     config.validate().map_err(bad)?;
     let weights = dir.join(WEIGHTS_FILE);
@@ -217,8 +248,20 @@ impl Model {
                 ),
             });
         }
-        let mut model = Model::load(&base, opts)?;
+        // An adapter's base may itself be an adapter folder: follow the chain, not a cycle.
+        let depth = CHAIN.with(|c| c.get());
+        if depth >= 8 {
+            return Err(ModelError::Lora {
+                path: dir.join(CONFIG_FILE),
+                message: "base_model_name_or_path leads through 8 adapter folders: a cycle?".into(),
+            });
+        }
+        CHAIN.with(|c| c.set(depth + 1));
+        let base_model = Model::load(&base, opts);
+        CHAIN.with(|c| c.set(depth));
+        let mut model = base_model?;
         model.load_adapter(dir)?;
+        // What `dir` describes: its base with its adapter, merged or not.
         model.origin = dir.to_path_buf();
         Ok(model)
     }

@@ -6,7 +6,7 @@
 //! 26 GB copy. The CRC-32 of the bytes is computed as they are written, so a checkpoint's
 //! manifest needs no second read of the file.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -51,28 +51,36 @@ impl<W: Write> Write for Summing<W> {
     }
 }
 
-/// Write `names` (in this order) to `path`, each tensor produced by `tensor(name)` when its
-/// turn comes (on any device; copied to the CPU one at a time), with the `{"format": "pt"}`
-/// metadata transformers expects. `tensor` is called twice per name: once for the header
-/// (only its shape and dtype are read), once for the bytes.
+/// Write the tensors `names` to `path`, each produced by `tensor(name)` when its turn comes
+/// (on any device; copied to the CPU one at a time), with the `{"format": "pt"}` metadata
+/// transformers expects. `meta(name)` gives each one's dtype and shape beforehand, for the
+/// header. As the reference writer does, the data is laid out by element size (largest
+/// first, so every tensor stays aligned), then by name.
 pub fn write(
     path: &Path,
     names: &[String],
+    meta: impl Fn(&str) -> (Kind, Vec<i64>),
     tensor: impl Fn(&str) -> Tensor,
 ) -> Result<FileSum, String> {
+    let mut entries = Vec::with_capacity(names.len());
+    for name in names {
+        let (kind, shape) = meta(name);
+        let (dtype, elem) = dtype_name(kind)
+            .ok_or_else(|| format!("tensor `{name}` has unsupported kind {kind:?}"))?;
+        let numel: i64 = shape.iter().product();
+        entries.push((name, dtype, elem, shape, numel as usize * elem));
+    }
+    entries.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(b.0)));
     // Written by hand in the reference writer's layout (`__metadata__` first, then each tensor
     // as `{"dtype", "shape", "data_offsets"}`), so our files are byte-identical to its.
     let mut header = String::from(r#"{"__metadata__":{"format":"pt"}"#);
     let mut offset = 0usize;
-    for name in names {
-        let t = tensor(name);
-        let (dtype, elem) = dtype_name(t.kind())
-            .ok_or_else(|| format!("tensor `{name}` has unsupported kind {:?}", t.kind()))?;
-        let end = offset + t.numel() * elem;
-        let shape: Vec<String> = t.size().iter().map(i64::to_string).collect();
+    for (name, dtype, _, shape, len) in &entries {
+        let end = offset + len;
+        let shape: Vec<String> = shape.iter().map(i64::to_string).collect();
         header += &format!(
             r#",{}:{{"dtype":"{dtype}","shape":[{}],"data_offsets":[{offset},{end}]}}"#,
-            Value::String(name.clone()),
+            Value::String(name.to_string()),
             shape.join(",")
         );
         offset = end;
@@ -92,14 +100,19 @@ pub fn write(
     out.write_all(&(header.len() as u64).to_le_bytes())
         .map_err(io)?;
     out.write_all(&header).map_err(io)?;
-    for name in names {
+    for (name, _, elem, shape, len) in &entries {
         let t = tensor(name).to_device(Device::Cpu).contiguous();
-        let (_, elem) = dtype_name(t.kind()).expect("checked in the header pass");
-        let len = t.numel() * elem;
-        if len > 0 {
-            // SAFETY: `t` is a live, contiguous CPU tensor of `numel` elements of `elem`
-            // bytes; the slice is read before `t` is dropped.
-            let bytes = unsafe { std::slice::from_raw_parts(t.data_ptr() as *const u8, len) };
+        if t.size() != *shape || dtype_name(t.kind()).map(|d| d.1) != Some(*elem) {
+            return Err(format!(
+                "tensor `{name}` changed while being written ({:?} {:?}, the header says {shape:?})",
+                t.kind(),
+                t.size()
+            ));
+        }
+        if *len > 0 {
+            // SAFETY: `t` is a live, contiguous CPU tensor of `len` bytes (checked above); the
+            // slice is read before `t` is dropped.
+            let bytes = unsafe { std::slice::from_raw_parts(t.data_ptr() as *const u8, *len) };
             out.write_all(bytes).map_err(io)?;
         }
     }
@@ -112,8 +125,13 @@ pub fn write(
     Ok(sum)
 }
 
-/// [`write`] for a map of tensors, in name order.
-pub fn write_map(path: &Path, tensors: &BTreeMap<String, Tensor>) -> Result<FileSum, String> {
+/// [`write`] for tensors at hand.
+pub fn write_all(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<FileSum, String> {
     let names: Vec<String> = tensors.keys().cloned().collect();
-    write(path, &names, |name| tensors[name].shallow_clone())
+    write(
+        path,
+        &names,
+        |name| (tensors[name].kind(), tensors[name].size()),
+        |name| tensors[name].shallow_clone(),
+    )
 }

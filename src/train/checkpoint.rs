@@ -208,6 +208,20 @@ pub fn finish(out: &Path, model: &Model, mut state: State) -> Result<(), Checkpo
     })
     .map_err(|e| write_err(e.to_string()))?;
     let (file, sum) = weights.expect("written above");
+    // A full model and an adapter in one folder would be read as whichever a loader looks
+    // for first: remove the other kind's files (an earlier run's).
+    let other: &[&str] = if model.lora().is_some() {
+        &[
+            "config.json",
+            "model.safetensors",
+            "model.safetensors.index.json",
+        ]
+    } else {
+        &[peft::CONFIG_FILE, peft::WEIGHTS_FILE]
+    };
+    for name in other {
+        let _ = fs::remove_file(out.join(name));
+    }
     state.files = BTreeMap::from([(file, sum)]);
     let json = serde_json::to_value(&state).expect("a checkpoint state serialises");
     files::write_json(&out.join(FINISHED), &json).map_err(|e| write_err(e.to_string()))

@@ -68,11 +68,16 @@ fn changed(saved: &Value, now: &Value) -> Vec<String> {
     let (Some(saved), Some(now)) = (saved.as_object(), now.as_object()) else {
         return vec!["(all)".into()];
     };
-    now.iter()
-        .filter(|(k, v)| saved.get(*k) != Some(*v))
-        .map(|(k, v)| {
-            let was = saved.get(k).map_or("unset".to_string(), Value::to_string);
-            format!("{k} (checkpoint {was}, now {v})")
+    let shown = |v: Option<&Value>| v.map_or("unset".to_string(), Value::to_string);
+    let keys: std::collections::BTreeSet<&String> = saved.keys().chain(now.keys()).collect();
+    keys.into_iter()
+        .filter(|k| saved.get(*k) != now.get(*k))
+        .map(|k| {
+            format!(
+                "{k} (checkpoint {}, now {})",
+                shown(saved.get(k)),
+                shown(now.get(k))
+            )
         })
         .collect()
 }
@@ -229,6 +234,7 @@ pub fn train_examples(
             if model.merge_lora() {
                 tracing::info!("merged the attached adapters: training every weight");
             }
+            model.mark_edited();
         }
     }
     let model = &*model;
@@ -268,13 +274,13 @@ pub fn train_examples(
     if let Some(done) = run.finished(objective)? {
         return Ok(TrainReport { skipped, ..done });
     }
+    let mut optimizer = AdamW::new(&model.trainable(), opts.adamw);
+    tracing::info!("{}", memory::estimate(model, opts, &run.lengths));
+    let resumed = run.resume(&mut optimizer)?;
     if let Some(out) = &opts.out {
         // Another run's record (other options, or `resume: false`) must not outlive it.
         checkpoint::forget_finished(out);
     }
-    let mut optimizer = AdamW::new(&model.trainable(), opts.adamw);
-    tracing::info!("{}", memory::estimate(model, opts, &run.lengths));
-    let resumed = run.resume(&mut optimizer)?;
     let mut position = resumed.unwrap_or(Position {
         step: 0,
         epoch: 0,
@@ -323,10 +329,7 @@ pub fn train_examples(
         let group_end = (position.batch + opts.grad_accum).min(run.batches_per_epoch);
         let group = &order[position.batch..group_end];
         let step_start = Instant::now();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            step(&run, objective, &mut optimizer, group, position.step)
-        }))
-        .unwrap_or_else(|panic| Err(out_of_memory(panic, position.step, opts)));
+        let outcome = step(&run, objective, &mut optimizer, group, position.step);
         let (line, tokens) = match outcome {
             Ok(done) => done,
             Err(e) => {
@@ -467,11 +470,42 @@ fn out_of_memory(
 
 /// The seed of a micro-batch's dropout masks.
 fn dropout_seed(seed: u64, step: usize, micro: usize) -> i64 {
-    let mut h = crc32fast::Hasher::new();
-    for v in [seed, step as u64, micro as u64] {
-        h.update(&v.to_le_bytes());
+    use crate::model::lora::mix;
+    mix(mix(seed as i64, step as i64), micro as i64)
+}
+
+/// One micro-batch's forward and backward (gradients accumulate, scaled by `1 / of`): its
+/// loss, its tokens and the loss's parts.
+fn micro_batch(
+    run: &Run,
+    objective: &mut dyn Objective,
+    examples: &[&Example],
+    pass: TrainPass,
+    of: usize,
+    step: usize,
+) -> Result<(f64, usize, Vec<(String, f64)>), TrainError> {
+    let mut batch = tokens::forward_with(run.model, examples, pass);
+    let loss = objective
+        .loss(&batch)
+        .map_err(|message| TrainError::Objective { step, message })?;
+    let value = loss.total.double_value(&[]);
+    if !value.is_finite() {
+        return Err(TrainError::Objective {
+            step,
+            message: format!("the loss is {value}"),
+        });
     }
-    i64::from(h.finalize()) << 16
+    // The gradient of the mean over the group's micro-batches.
+    (&loss.total / of as f64).backward();
+    if let Some(replay) = batch.replay.take() {
+        replay.backward(run.model.net());
+    }
+    let parts = loss
+        .parts
+        .iter()
+        .map(|(name, t)| (name.clone(), t.double_value(&[])))
+        .collect();
+    Ok((value, batch.tokens, parts))
 }
 
 /// One optimiser step over `group` (micro-batches of example indices): its metrics line
@@ -496,29 +530,19 @@ fn step(
             // a resumed run draws what an uninterrupted one would.
             dropout_seed: dropout.then(|| dropout_seed(run.opts.seed, step, m)),
         };
-        let mut batch = tokens::forward_with(run.model, &examples, pass);
-        tokens += batch.tokens;
-        let loss = objective
-            .loss(&batch)
-            .map_err(|message| TrainError::Objective { step, message })?;
-        let value = loss.total.double_value(&[]);
-        if !value.is_finite() {
-            return Err(TrainError::Objective {
-                step,
-                message: format!("the loss is {value}"),
-            });
-        }
-        // The gradient of the mean over the group's micro-batches.
-        (&loss.total / group.len() as f64).backward();
-        if let Some(replay) = batch.replay.take() {
-            replay.backward(run.model.net());
-        }
+        // Only the forward and backward passes are guarded: running out of memory there
+        // leaves the parameters as the last step left them (the gradients are dropped).
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            micro_batch(run, objective, &examples, pass, group.len(), step)
+        }))
+        .unwrap_or_else(|panic| Err(out_of_memory(panic, step, run.opts)));
+        let (value, batch_tokens, loss_parts) = outcome?;
+        tokens += batch_tokens;
         loss_sum += value;
-        for (name, t) in &loss.parts {
-            let v = t.double_value(&[]);
-            match parts.iter_mut().find(|(n, _)| n == name) {
+        for (name, v) in loss_parts {
+            match parts.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, acc)) => *acc += v,
-                None => parts.push((name.clone(), v)),
+                None => parts.push((name, v)),
             }
         }
     }

@@ -474,6 +474,9 @@ fn dropout_seed(seed: u64, step: usize, micro: usize) -> i64 {
     mix(mix(seed as i64, step as i64), micro as i64)
 }
 
+/// A micro-batch's loss, its tokens, and the loss's named parts.
+type MicroBatch = (f64, usize, Vec<(String, f64)>);
+
 /// One micro-batch's forward and backward (gradients accumulate, scaled by `1 / of`): its
 /// loss, its tokens and the loss's parts.
 fn micro_batch(
@@ -483,7 +486,7 @@ fn micro_batch(
     pass: TrainPass,
     of: usize,
     step: usize,
-) -> Result<(f64, usize, Vec<(String, f64)>), TrainError> {
+) -> Result<MicroBatch, TrainError> {
     let mut batch = tokens::forward_with(run.model, examples, pass);
     let loss = objective
         .loss(&batch)

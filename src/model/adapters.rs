@@ -29,8 +29,9 @@ impl Adapters {
         let module = name.strip_suffix(".weight")?;
         let a = self.params.get(&format!("{module}.lora_A.weight"))?;
         let b = self.params.get(&format!("{module}.lora_B.weight"))?;
+        let update = super::lora::delta(a, b, self.config.scale());
         Some(tch::no_grad(|| {
-            (weight.to_kind(Kind::Float) + b.matmul(a) * self.config.scale()).to_kind(weight.kind())
+            (weight.to_kind(Kind::Float) + update).to_kind(weight.kind())
         }))
     }
 

@@ -139,10 +139,6 @@ impl Linear {
         ))
     }
 
-    pub fn adapter(&self) -> Option<&LoraAdapter> {
-        self.lora.as_ref()
-    }
-
     /// Fold the adapter into the weight and drop it; the packed copy is remade on next use
     /// (the weight's modification count changed).
     pub fn merge(&mut self) {

@@ -173,12 +173,15 @@ impl LoraAdapter {
     /// Fold `scale · B A` into `weight` (in f32, rounded once to the weight's dtype, as
     /// PEFT's `weight.data += delta` does).
     pub fn merge_into(&self, weight: &Tensor) {
-        tch::no_grad(|| {
-            let _ = weight
-                .shallow_clone()
-                .g_add_(&(self.b.matmul(&self.a) * self.scale));
-        });
+        let _ = weight
+            .shallow_clone()
+            .g_add_(&delta(&self.a, &self.b, self.scale));
     }
+}
+
+/// The update an adapter pair adds to its weight, `scale · B A`, in f32 and without gradient.
+pub fn delta(a: &Tensor, b: &Tensor, scale: f64) -> Tensor {
+    tch::no_grad(|| b.matmul(a) * scale)
 }
 
 /// SplitMix64's finaliser over `a` and `b`: a 64-bit key that changes everywhere with either.

@@ -247,11 +247,6 @@ pub fn forget_finished(out: &Path) {
     let _ = fs::remove_file(out.join(FINISHED));
 }
 
-/// Load the final weights of a finished run (see [`finish`]) into `model`.
-pub fn load_final(out: &Path, model: &Model) -> Result<(), CheckpointError> {
-    load_weights(out, model)
-}
-
 /// Checkpoint directories under `root`, newest first.
 fn listed(root: &Path) -> Vec<(usize, PathBuf)> {
     let Ok(entries) = fs::read_dir(root) else {
@@ -384,9 +379,10 @@ pub fn load(
         .map_err(|e| unusable(format!("optimizer.safetensors: {e}")))
 }
 
-/// Overwrite what `model` trains with the weights saved in `dir`: the attached adapters from
-/// a PEFT adapter, else every parameter from a Hugging Face model.
-fn load_weights(dir: &Path, model: &Model) -> Result<(), CheckpointError> {
+/// Overwrite what `model` trains with the weights saved in `dir` (a checkpoint's, or a finished
+/// run's `out`): the attached adapters from a PEFT adapter, else every parameter from a Hugging
+/// Face model.
+pub fn load_weights(dir: &Path, model: &Model) -> Result<(), CheckpointError> {
     let unusable = |message: String| CheckpointError::Unusable {
         path: dir.to_path_buf(),
         message,

@@ -139,7 +139,7 @@ impl Run<'_> {
         {
             return Ok(None);
         }
-        checkpoint::load_final(out, self.model)?;
+        checkpoint::load_weights(out, self.model)?;
         let (_, history) = MetricsLog::open(&out.join("metrics.jsonl"), state.position.step)?;
         tracing::info!(
             "{}: this training ({}) already finished; its final model is loaded",

@@ -160,13 +160,19 @@ impl LoraAdapter {
             }
             None => x,
         };
-        let update = x
-            .linear::<Tensor>(&self.a, None)
-            .linear::<Tensor>(&self.b, None)
-            * self.scale;
+        // The scale goes on the r-wide `A x` and the sum into the product's accumulation
+        // (`addmm`): no full-width temporaries beyond the output, in either pass.
+        let xa = x.linear::<Tensor>(&self.a, None) * self.scale;
+        let size = base.size();
+        let (out, r) = (size[size.len() - 1], self.a.size()[0]);
+        let sum = |base: &Tensor| {
+            base.reshape([-1, out])
+                .addmm(&xa.reshape([-1, r]), &self.b.tr())
+                .view(size.as_slice())
+        };
         match base.kind() {
-            Kind::Float => base + update,
-            kind => (base.to_kind(Kind::Float) + update).to_kind(kind),
+            Kind::Float => sum(&base),
+            kind => sum(&base.to_kind(Kind::Float)).to_kind(kind),
         }
     }
 

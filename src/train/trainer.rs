@@ -205,6 +205,7 @@ pub fn train(
     opts: &TrainOptions,
 ) -> Result<TrainReport, TrainError> {
     opts.validate().map_err(TrainError::Options)?;
+    let _reuse = crate::heap::Reuse::begin();
     let kind = RecordKind::of(records);
     if objective.name() == "rlmec" && kind != RecordKind::Rlmec {
         return Err(TrainError::Options(

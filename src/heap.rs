@@ -12,7 +12,8 @@
 //! [`Reuse`] tells malloc (from then on, for the process) to serve large blocks from its heap
 //! and not to shrink it, as PyTorch's caching allocator does on a GPU; when the phase ends it
 //! hands the free memory back (`malloc_trim`), so a long script's resident size stays that
-//! of what it holds.
+//! of what it holds. The main thread's heap (where rlmec trains) has no size limit; other
+//! threads' arenas hold blocks up to 64 MiB, and larger ones there are still mapped.
 //! Elsewhere than glibc this does nothing.
 
 /// While alive, freed memory stays with the process for reuse; dropping it returns what is
@@ -65,4 +66,32 @@ mod platform {
 mod platform {
     pub fn keep_freed() {}
     pub fn release_freed() {}
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    use super::Reuse;
+
+    /// Bytes malloc holds in blocks of their own mapping.
+    fn mapped() -> usize {
+        // SAFETY: reads malloc's statistics.
+        unsafe { libc::mallinfo2() }.hblkhd
+    }
+
+    #[test]
+    fn a_large_block_comes_from_the_heap_while_reuse_is_held() {
+        // Above glibc's default threshold, and below the 64 MiB that an arena of a thread other
+        // than the main one (as a test's) can hold at all.
+        const SIZE: usize = 16 << 20;
+        let _reuse = Reuse::begin();
+        let before = mapped();
+        let block = vec![1u8; SIZE];
+        let during = mapped();
+        drop(std::hint::black_box(block));
+        // Other tests' threads may map their own blocks meanwhile, never shrink ours away.
+        assert!(
+            during < before + SIZE,
+            "16 MiB were mapped on their own ({before} -> {during} bytes in mmapped blocks)"
+        );
+    }
 }

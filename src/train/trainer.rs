@@ -205,7 +205,6 @@ pub fn train(
     opts: &TrainOptions,
 ) -> Result<TrainReport, TrainError> {
     opts.validate().map_err(TrainError::Options)?;
-    let _reuse = crate::heap::Reuse::begin();
     let kind = RecordKind::of(records);
     if objective.name() == "rlmec" && kind != RecordKind::Rlmec {
         return Err(TrainError::Options(
@@ -224,6 +223,8 @@ pub fn train_examples(
     opts: &TrainOptions,
 ) -> Result<TrainReport, TrainError> {
     opts.validate().map_err(TrainError::Options)?;
+    // Every entry point comes through here (`train` too): the steps reuse freed memory.
+    let _reuse = crate::heap::Reuse::begin();
     match &opts.lora {
         // Adapters of this very shape (loaded, or trained before) go on training; others are
         // merged and fresh ones attached.

@@ -1,5 +1,5 @@
 //! Token-level edit-distance alignment: which tokens of a fix the minimum edit changed
-//! (RLMEC.md, "The alignment that defines minimum edit").
+//! (docs/method.md, "The alignment that defines minimum edit").
 //!
 //! Both modes fill the same Levenshtein table (unit insert, delete and substitute costs,
 //! free matches) over the sequences with a sentinel prepended. They differ in the walk back:
@@ -202,7 +202,8 @@ mod tests {
 
     #[test]
     fn paper_deletion_flags_the_fix_token_at_its_column() {
-        // RLMEC.md: pred `a b X c`, fix `a b c` flags `b`.
+        // docs/method.md, "The alignment that defines minimum edit": pred `a b X c`,
+        // fix `a b c` flags `b`.
         assert_eq!(flags("abxc", "abc", Mode::Paper), "aBc");
         assert_eq!(
             flags("abxc", "abc", Mode::Optimal),

@@ -1,4 +1,4 @@
-//! Fine-grained supervision (RLMEC.md, step 6): token-level rewards from the GRM, reference
+//! Fine-grained supervision (docs/method.md, step 6): token-level rewards from the GRM, reference
 //! log-probabilities from the policy, and imitation weights from the minimum-edit alignment,
 //! as the public trainer's `{input, output, regular, reward, ref_prob, weight_regular}`.
 //!

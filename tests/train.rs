@@ -87,7 +87,7 @@ fn floats(v: &Value) -> Vec<f64> {
     common::floats(v)
 }
 
-/// RLMEC.md step 7, by hand in f64 from per-token log-probabilities.
+/// docs/method.md, "The objective", by hand in f64 from per-token log-probabilities.
 fn by_hand(m: &Model, recs: &[Value], p: RlmecParams) -> (f64, f64, f64) {
     let pairs: Vec<(Vec<i64>, Vec<i64>)> = recs
         .iter()

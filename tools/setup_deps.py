@@ -8,9 +8,10 @@ leaves something a rerun would trust.
     python3 tools/setup_deps.py libtorch --variant cpu|cuda --dest .deps/libtorch
     python3 tools/setup_deps.py model --dest data/models
 
-The CPU variant is the lean one described in DESIGN.md: the torch wheel's headers and
-CPU libraries, the two tiny CUDA runtime wheels libtorch_cpu.so links against (loading
-them needs no GPU), and an empty libtorch.so because torch-sys always passes -ltorch.
+The CPU variant is the lean one described in docs/method.md ("Libtorch variants"): the
+torch wheel's headers and CPU libraries, the two tiny CUDA runtime wheels libtorch_cpu.so
+links against (loading them needs no GPU), and an empty libtorch.so because torch-sys
+always passes -ltorch.
 The CUDA variant keeps every library of the full wheel set.
 """
 

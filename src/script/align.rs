@@ -17,7 +17,7 @@ pub const DOMAIN: Domain = Domain {
     extra: |_| {},
 };
 
-/// Token-level edit-distance alignment (RLMEC.md, "The alignment that defines minimum
+/// Token-level edit-distance alignment (docs/method.md, "The alignment that defines minimum
 /// edit"): the flags that make the 1.0 imitation weights of step 6.
 #[export_module]
 pub mod align_api {

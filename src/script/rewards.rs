@@ -10,7 +10,7 @@ pub const DOMAIN: Domain = Domain {
     extra: |_| {},
 };
 
-/// Fine-grained supervision (RLMEC.md, step 6): per-token rewards from the GRM's
+/// Fine-grained supervision (docs/method.md, step 6): per-token rewards from the GRM's
 /// probabilities of keeping each prediction token, reference log-probabilities from the
 /// policy, imitation weights from the minimum-edit alignment.
 #[export_module]

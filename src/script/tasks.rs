@@ -33,7 +33,7 @@ fn parse<T: std::str::FromStr<Err = String>>(what: &str, s: &str) -> Res<T> {
 
 /// Tasks: `{problem, solution, answer}` records from the shipped datasets (ECQA,
 /// OpenBookQA, GSM8K normalised, SVAMP) or your own JSONL, the synthetic arithmetic task,
-/// the policy prompt, answer extraction and scoring (RLMEC.md, "Data shapes").
+/// the policy prompt, answer extraction and scoring (docs/method.md, "Data shapes").
 #[export_module]
 pub mod tasks_api {
     use std::path::Path;

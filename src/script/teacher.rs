@@ -11,7 +11,7 @@ pub const DOMAIN: Domain = Domain {
 };
 
 /// Teachers locate the first wrong step of a prediction and rewrite it with the fewest
-/// edits (RLMEC.md, step 2). Offline: `arith` (exact, arithmetic) and `reference` (QA, from
+/// edits (docs/method.md, step 2). Offline: `arith` (exact, arithmetic) and `reference` (QA, from
 /// the gold rationale).
 #[export_module]
 pub mod teacher_api {
@@ -225,7 +225,7 @@ pub mod teacher_api {
         }
     }
 
-    /// GRM training examples (RLMEC.md, step 3) from teacher records: `{input, output}` in
+    /// GRM training examples (docs/method.md, step 3) from teacher records: `{input, output}` in
     /// the GRM template — locate and rewrite for each fixed record, and each correct
     /// prediction as a rewrite of itself with probability (fixed) / (all records), drawn
     /// with `seed`. Train the GRM on them with `m.train(examples, #{objective: "sft"})`.

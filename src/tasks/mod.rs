@@ -1,5 +1,5 @@
 //! Tasks: the problems RLMEC trains and evaluates on, in one shape `{problem, solution,
-//! answer}` (RLMEC.md, "Data shapes").
+//! answer}` (docs/method.md, "Data shapes").
 //!
 //! - [`load`]: the shipped datasets (ECQA, OpenBookQA, GSM8K, SVAMP) and a user's own JSONL,
 //!   with GSM8K's annotations and `#### N` normalised away;
@@ -47,7 +47,8 @@ impl FromStr for TaskKind {
     }
 }
 
-/// Whether to reproduce the public code's quirks (RLMEC.md's table) or correct them.
+/// Whether to reproduce the public code's quirks (the quirks table of docs/method.md) or
+/// correct them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fidelity {
     Corrected,

@@ -1,4 +1,4 @@
-//! The policy prompt (RLMEC.md, "Data shapes"): the Alpaca header, the problem, and the
+//! The policy prompt (docs/method.md, "Data shapes"): the Alpaca header, the problem, and the
 //! response opener — `Let's think step by step.` and a newline for QA, nothing after
 //! `### Response:` for math (where the public code puts one newline, not two, before
 //! `### Instruction:`; `paper` fidelity keeps that).

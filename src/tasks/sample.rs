@@ -39,7 +39,7 @@ pub struct SampleOptions {
 }
 
 impl Default for SampleOptions {
-    /// RLMEC.md step 1: 5 samples, temperature 0.7, top-p 0.95, 512 new tokens.
+    /// docs/method.md, step 1: 5 samples, temperature 0.7, top-p 0.95, 512 new tokens.
     fn default() -> Self {
         Self {
             n: 5,

@@ -1,4 +1,4 @@
-//! GRM training data (RLMEC.md, step 3): from the teacher's records, supervised examples
+//! GRM training data (docs/method.md, step 3): from the teacher's records, supervised examples
 //! `{input, output}` in the GRM template.
 //!
 //! Each fixed record (`is_correct`, `error_step` ≠ −1) gives a *locate* example (target

@@ -1,4 +1,4 @@
-//! The minimum-edit protocol (RLMEC.md, steps 2 and 5): a correct prediction is recorded as
+//! The minimum-edit protocol (docs/method.md, steps 2 and 5): a correct prediction is recorded as
 //! is; a wrong one gets two questions — *locate* the first wrong step, then *rewrite* from it
 //! with the steps before it pre-filled — and becomes a `{question, solution, prediction,
 //! error_step, fix_pred, is_correct}` record (the public code's field names).

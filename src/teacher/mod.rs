@@ -1,5 +1,5 @@
 //! Teachers: who locates the first wrong step of a prediction and rewrites it with the
-//! fewest edits (RLMEC.md, step 2; the trained GRM does the same in step 5).
+//! fewest edits (docs/method.md, step 2; the trained GRM does the same in step 5).
 //!
 //! One trait, backends chosen by a string: the offline rule teachers `arith` (exact, for
 //! arithmetic) and `reference` (QA, from the gold rationale) answer without a model or a

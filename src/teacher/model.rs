@@ -2,7 +2,7 @@
 //!
 //! It is prompted with the GRM templates (no worked example): the locate prompt, and the
 //! rewrite prompt with the prefill `Correct prediction:<prefix>` + newline; greedy, cut at
-//! `Question`, `USER`, `ASSISTANT`, `Instruction`, `Response` (RLMEC.md, "Exact strings").
+//! `Question`, `USER`, `ASSISTANT`, `Instruction`, `Response` (docs/method.md, "Exact strings").
 //! Every question of a batch goes through the model together.
 //!
 //! One correction (`paper` fidelity keeps the public code's form): when the first step is

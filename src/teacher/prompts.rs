@@ -1,4 +1,4 @@
-//! The exact strings of the protocol (RLMEC.md, "Exact strings"): the teacher's locate and
+//! The exact strings of the protocol (docs/method.md, "Exact strings"): the teacher's locate and
 //! rewrite questions and the GRM template of steps 3–6.
 
 use super::steps::numbered;

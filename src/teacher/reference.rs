@@ -1,6 +1,7 @@
 //! The `reference` teacher: offline, for multiple-choice QA, from the gold rationale
-//! (DESIGN.md). The first wrong step is the first step naming a wrong option, else the
-//! answer line; the fix keeps every step before it and finishes with the gold rationale.
+//! (docs/method.md, "Offline teachers"). The first wrong step is the first step naming a
+//! wrong option, else the answer line; the fix keeps every step before it and finishes with
+//! the gold rationale.
 
 use super::steps::{locate_reply, steps};
 use super::{Case, Teacher, TeacherError};

@@ -1,4 +1,4 @@
-//! A solution as steps: its lines, step `k` being line `k` (RLMEC.md, "Data shapes").
+//! A solution as steps: its lines, step `k` being line `k` (docs/method.md, "Data shapes").
 
 /// The steps of `text`: its lines.
 pub fn steps(text: &str) -> Vec<&str> {

@@ -2,7 +2,7 @@
 //! trainer's `{input, output, regular, reward, ref_prob, weight_regular}` for RLMEC.
 //!
 //! The prompt is `encode(input)`, the scored sequence `encode(output)` + EOS, the imitation
-//! sequence `encode(regular)` + EOS; no BOS (RLMEC.md, steps 6–7: prompt and sequence are
+//! sequence `encode(regular)` + EOS; no BOS (docs/method.md, steps 6–7: prompt and sequence are
 //! tokenised apart and concatenated, as when the rewards were computed). Per-token arrays
 //! must match their sequence's length exactly: a mismatch names the record, never truncates.
 

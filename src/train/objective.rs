@@ -1,5 +1,5 @@
 //! Training objectives over a [`TokenBatch`]: supervised fine-tuning and RLMEC's clipped
-//! token-level objective with imitation regularisation (RLMEC.md, step 7), and the
+//! token-level objective with imitation regularisation (docs/method.md, step 7), and the
 //! interface a script-defined objective plugs into.
 
 use tch::{Kind, Tensor};
@@ -21,7 +21,7 @@ pub trait Objective {
 }
 
 /// `Σ x / max(count, 1)`: a count of zero means every term is zero, so the quotient is 0
-/// (RLMEC.md's guard) without a host round-trip to test it.
+/// (the guard of docs/method.md, "The objective") without a host round-trip to test it.
 fn guarded_mean(sum: Tensor, count: &Tensor) -> Tensor {
     sum / count.clamp_min(1.0)
 }
@@ -53,7 +53,7 @@ impl Default for RlmecParams {
     }
 }
 
-/// `L = L_rl + λ·L_reg` (RLMEC.md, step 7):
+/// `L = L_rl + λ·L_reg` (docs/method.md, "The objective"):
 /// `ρ = exp(logπ − ref_logπ)` and `w = min(ρ·r, clip(ρ, 1−ε, 1+ε)·r)` without gradient,
 /// `L_rl = −Σ w·logπ / #{r ≠ 0}`, `L_reg = Σ c·CE / #{c ≠ 0}`, counts per micro-batch.
 pub fn rlmec_loss(b: &TokenBatch, p: RlmecParams) -> Result<Loss, String> {

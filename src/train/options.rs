@@ -46,7 +46,7 @@ pub struct TrainOptions {
 }
 
 impl Default for TrainOptions {
-    /// RLMEC.md step 7's settings, with the effective batch of 128 as 8 × 16.
+    /// The settings of docs/method.md, step 7, with the effective batch of 128 as 8 × 16.
     fn default() -> Self {
         Self {
             epochs: 3,

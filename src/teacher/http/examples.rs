@@ -1,5 +1,6 @@
 //! The worked example shown before each rewrite question (one per task kind, written for
-//! this project in the shape RLMEC.md gives): a wrong prediction and its minimal correction.
+//! this project in the shape docs/method.md, "Exact strings", gives): a wrong prediction and
+//! its minimal correction.
 
 use crate::tasks::TaskKind;
 

@@ -35,7 +35,7 @@ pub struct HttpOptions {
     /// First backoff; doubled per retry (with ±50% jitter), capped at `max_backoff`.
     pub backoff: Duration,
     pub max_backoff: Duration,
-    /// RLMEC.md: the public teacher used temperature 0 and at most 350 tokens.
+    /// docs/method.md, step 2: the public teacher used temperature 0 and at most 350 tokens.
     pub max_tokens: usize,
     pub temperature: f64,
 }
@@ -64,7 +64,7 @@ pub struct HttpTeacher {
     key: Option<String>,
 }
 
-/// The locate question (step 2a), exactly as RLMEC.md gives it.
+/// The locate question (step 2a), exactly as docs/method.md ("Exact strings") gives it.
 pub fn locate_prompt(case: &Case) -> String {
     format!(
         "{LOCATE_INSTRUCTION}\n\nProblem: {}\n\nCorrect solution: {}\n\nPrediction: {}\n\nWhich step of prediction is error? Only write down the label of the first wrong step. If the prediction is correct, you need to write down correct. You should not write down any other words.",

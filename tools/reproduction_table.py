@@ -10,6 +10,9 @@ of step 2's inputs: `arith@1` checked the prediction alone, `arith@2` lines it u
 gold solution) and the GRM's epochs; runs of different test beds are different rows. A run
 directory is named <script>[-<tag>]-seed<N>. Rows named `start` are the starting policy, the
 same in every script of a seed, so they are counted once per seed and test bed.
+
+It prints the table as markdown. The reproduction's table is docs/results.md's: paste the
+output there, between `<!-- reproduction table: ... -->` and `<!-- end of reproduction table -->`.
 """
 
 import hashlib

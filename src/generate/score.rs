@@ -48,7 +48,7 @@ pub fn score(
 
 /// On a CPU with two or more torch threads, a batch is scored as two halves side by side, each
 /// with half the threads (on two cores: one each), rather than as one batch whose every op is
-/// split between all of them: the halves share no per-op barrier (measured: see README).
+/// split between all of them: the halves share no per-op barrier (measured: docs/results.md).
 struct Streams {
     split: bool,
     before: i32,

@@ -156,8 +156,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-        Some(Command::Runs { dir }) => print_or_fail(rlmec::run_status::list(&dir)),
-        Some(Command::Status { dir }) => print_or_fail(rlmec::run_status::status(&dir)),
+        Some(Command::Runs { dir }) => print_or_fail(rlmec::run::status::list(&dir)),
+        Some(Command::Status { dir }) => print_or_fail(rlmec::run::status::status(&dir)),
         Some(Command::Report { runs, out }) => report(&runs, out),
         Some(Command::Api { json }) => {
             print!(
@@ -188,14 +188,14 @@ fn run(args: RunArgs) -> ExitCode {
         dir: args
             .out
             .clone()
-            .unwrap_or_else(|| rlmec::run_dir::default_dir(&script)),
+            .unwrap_or_else(|| rlmec::run::default_dir(&script)),
         script: script.clone(),
         args: std::env::args().collect(),
         reuse: args.reuse.clone(),
     };
     // A mistyped --reuse fails now, not after the script's first minutes.
     for other in &args.reuse {
-        if let Err(e) = rlmec::run_dir::RunDir::existing(other) {
+        if let Err(e) = rlmec::run::RunDir::existing(other) {
             eprintln!("error: --reuse: {e}");
             return ExitCode::FAILURE;
         }
@@ -234,7 +234,7 @@ fn report(runs: &[PathBuf], out: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn print_or_fail(text: Result<String, rlmec::run_dir::RunDirError>) -> ExitCode {
+fn print_or_fail(text: Result<String, rlmec::run::RunDirError>) -> ExitCode {
     match text {
         Ok(text) => {
             print!("{text}");

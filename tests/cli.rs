@@ -635,6 +635,63 @@ fn stage_file(run: &Path, name: &str) -> serde_json::Value {
 }
 
 #[test]
+fn a_moved_run_folder_resumes_its_interrupted_stage_and_reads_back_the_finished_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = |out: &Path| {
+        let o = rlmec(&["tests/scripts/stages.rhai", "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    // Killed while the trained GRM rewrites (step 5: it loads the GRM of step 4 by the
+    // path stored in that stage's result), then moved.
+    let first = dir.path().join("first");
+    let mut child = rlmec_command(&["tests/scripts/stages.rhai", "--out"])
+        .arg(&first)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = first.join("stages").join("grm_edits.running");
+    let t = std::time::Instant::now();
+    while !marker.exists() && t.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(marker.exists(), "not killed during the GRM's rewriting");
+    let moved = dir.path().join("elsewhere").join("moved");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::rename(&first, &moved).unwrap();
+
+    let log = go(&moved);
+    for stage in ["samples", "teacher_edits", "grm_data", "grm"] {
+        assert!(
+            log.contains(&format!("stage `{stage}`: finished before")),
+            "{stage} not read back: {log}"
+        );
+    }
+    assert!(
+        log.contains("stage `grm_edits`: resuming after an interruption"),
+        "{log}"
+    );
+    // Moved once more, finished: nothing runs, and results name the files where they are.
+    let again = dir.path().join("again");
+    std::fs::rename(&moved, &again).unwrap();
+    let log = go(&again);
+    assert!(
+        !log.contains("started") && !log.contains("resuming"),
+        "{log}"
+    );
+    let policy = stage_file(&again, "policy");
+    assert_eq!(policy["result"]["path"], "policy", "stored relative");
+    let status = stdout(&rlmec(&["status", again.to_str().unwrap()]));
+    assert!(
+        status.contains(&format!("{:<24} done", "policy")),
+        "{status}"
+    );
+}
+
+#[test]
 fn a_run_reuses_another_runs_stages_with_the_same_inputs_and_reruns_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let go = |out: &Path, extra: &[&str]| {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::ReportError;
 use super::edits::{EditComparison, compare_edits};
 use crate::files;
-use crate::run_dir::{RunDir, StageState};
+use crate::run::{RunDir, StageState};
 use crate::tokenize::TextTokenizer;
 
 /// A run directory, read once.

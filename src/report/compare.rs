@@ -9,7 +9,7 @@ use std::path::Path;
 use super::collect::RunData;
 use super::html::escape;
 use super::{ReportError, Written, flatten, pct, write_text};
-use crate::run_status::duration;
+use crate::run::status::duration;
 
 /// One row: a label and the two runs' values as text (`-` where a run has none).
 type Row = (String, String, String);

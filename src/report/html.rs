@@ -8,7 +8,7 @@ use super::collect::Training;
 use super::edits::EditComparison;
 use super::tokens::{Sample, Token};
 use super::{Report, ReportError, pct};
-use crate::run_status::duration;
+use crate::run::status::duration;
 
 const STYLE: &str = "
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1460px; color: #222; padding: 0 1em; }

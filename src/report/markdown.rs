@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::edits::EditComparison;
 use super::{Report, pct};
-use crate::run_status::duration;
+use crate::run::status::duration;
 
 pub(crate) fn summary(r: &Report) -> String {
     let mut m = String::new();

@@ -29,7 +29,7 @@ pub use compare::compare;
 pub use edits::{EditComparison, compare_edits};
 
 use crate::files::{self, FileError};
-use crate::run_dir::RunDirError;
+use crate::run::RunDirError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

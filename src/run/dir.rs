@@ -1,30 +1,11 @@
-//! A run directory on disk: what `rlmec SCRIPT --out DIR` writes, what a rerun reads back,
-//! and what `rlmec runs` / `rlmec status` show.
-//!
-//! ```text
-//! DIR/run.json                 script, command line, rlmec version, when it (re)started
-//! DIR/config.json              the resolved config (defaults + --set), as the script used it
-//! DIR/log.txt                  every log line and print of every invocation, appended
-//! DIR/stages/NAME.json         a finished stage: fingerprint of its inputs, seconds, result
-//!                              (and `reused_from`, when another run had finished it)
-//! DIR/stages/NAME.running      a stage under way (pid, fingerprint); left behind if killed
-//! DIR/NAME/                    the stage's own files (models, checkpoints, metrics)
-//! ```
-//!
-//! A stage's result file is written atomically after its body returns and its marker is
-//! removed after that, so a killed process never leaves a stage looking finished. A rerun of
-//! an interrupted stage with the same fingerprint keeps `DIR/NAME/` (training resumes from
-//! its checkpoints); any other (re)run of a stage starts from an empty `DIR/NAME/`.
-//!
-//! A run may *reuse* others (`--reuse OTHER`): a stage that finished there with the same
-//! fingerprint is not run again but recorded here as reused, its result (which names the
-//! other run's files, e.g. a trained GRM) taken as it is. An ablation that changes only the
-//! RL loss thus reruns step 7 alone. The other run's files must stay where they are.
+//! A run directory on disk: its files (see [`super`]), the stages' results and markers,
+//! and the runs under a folder.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use super::paths;
 use crate::files::{self, FileError};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +27,8 @@ pub enum RunDirError {
     },
     #[error("{0}: not a run directory (no stages/ folder)")]
     NotARun(PathBuf),
+    #[error("{path}: {message}")]
+    Damaged { path: PathBuf, message: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
@@ -55,56 +38,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
     }
 }
 
-/// SHA-256 (hex) of a value's compact JSON form: what a stage's result depends on.
-pub fn fingerprint(value: &Value) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(value.to_string().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The fingerprint of each top-level input of a stage (for a map of inputs), so a rerun can
-/// say *which* input changed.
-pub fn input_parts(inputs: &Value) -> serde_json::Map<String, Value> {
-    match inputs {
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(fingerprint(v))))
-            .collect(),
-        _ => serde_json::Map::new(),
-    }
-}
-
-/// The inputs whose fingerprints differ between two [`input_parts`] (added or removed
-/// ones included), for the log line of a stage that runs again.
-pub fn changed_parts(
-    before: &serde_json::Map<String, Value>,
-    now: &serde_json::Map<String, Value>,
-) -> Vec<String> {
-    let mut keys: Vec<&String> = before.keys().chain(now.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter(|k| before.get(*k) != now.get(*k))
-        .cloned()
-        .collect()
-}
-
 /// Seconds since the Unix epoch, as stored in run files.
-fn now() -> f64 {
+pub(super) fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// A UTC time as `2026-11-24 10:15:00`.
-pub fn format_time(unix_seconds: f64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::OffsetDateTime::from_unix_timestamp(unix_seconds as i64)
-        .ok()
-        .and_then(|t| t.format(format).ok())
-        .unwrap_or_else(|| "?".into())
 }
 
 /// The default run directory of a script: `runs/<script stem>-<UTC yyyymmdd-hhmmss>`.
@@ -133,7 +71,7 @@ pub enum Start {
 #[derive(Debug, Clone)]
 pub struct Finished {
     pub fingerprint: String,
-    /// Fingerprints of the inputs one by one ([`input_parts`]).
+    /// Fingerprints of the inputs one by one ([`super::input_parts`]).
     pub parts: serde_json::Map<String, Value>,
     pub seconds: f64,
     pub finished_at: f64,
@@ -227,6 +165,14 @@ impl RunDir {
         &self.dir
     }
 
+    /// This run's folder and those of the runs it reuses: where the files its stages take
+    /// as inputs live.
+    pub fn roots(&self) -> Vec<&Path> {
+        std::iter::once(self.dir.as_path())
+            .chain(self.reuses.iter().map(|r| r.dir.as_path()))
+            .collect()
+    }
+
     fn result_file(&self, name: &str) -> PathBuf {
         self.dir.join("stages").join(format!("{name}.json"))
     }
@@ -273,6 +219,19 @@ impl RunDir {
             return Ok(None);
         }
         let saved = files::read_json(&path)?;
+        let reused_from = saved["reused_from"].as_str().map(String::from);
+        let pointers: Vec<String> = saved["run_paths"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Paths are relative to the run that made the files: this one, or the reused one.
+        let home = reused_from.as_deref().map_or(self.dir.as_path(), Path::new);
+        let result = paths::resolve(saved["result"].clone(), &pointers, home)
+            .map_err(|message| RunDirError::Damaged { path, message })?;
         Ok(Some(Finished {
             fingerprint: saved["fingerprint"]
                 .as_str()
@@ -284,8 +243,8 @@ impl RunDir {
                 .unwrap_or_default(),
             seconds: saved["seconds"].as_f64().unwrap_or(0.0),
             finished_at: saved["finished_at"].as_f64().unwrap_or(0.0),
-            result: saved["result"].clone(),
-            reused_from: saved["reused_from"].as_str().map(String::from),
+            result,
+            reused_from,
         }))
     }
 
@@ -314,11 +273,12 @@ impl RunDir {
     /// Record another run's finished stage as this run's, reused from `origin`: its result
     /// is written here (atomically), a marker or folder of an earlier attempt here removed.
     pub fn adopt(&self, name: &str, origin: &str, done: &Finished) -> Result<(), RunDirError> {
+        let (result, run_paths) = paths::relativize(&done.result, &[Path::new(origin)]);
         files::write_json(
             &self.result_file(name),
             &json!({"fingerprint": done.fingerprint, "input_parts": done.parts,
                     "seconds": done.seconds, "finished_at": done.finished_at,
-                    "reused_from": origin, "result": done.result}),
+                    "reused_from": origin, "result": result, "run_paths": run_paths}),
         )?;
         let work = self.work_dir(name);
         if work.exists() {
@@ -384,7 +344,8 @@ impl RunDir {
         Ok(start)
     }
 
-    /// Store a stage's result (atomically), then clear its marker.
+    /// Store a stage's result (atomically, paths inside the run relative to it), then clear
+    /// its marker.
     pub fn finish(
         &self,
         name: &str,
@@ -393,10 +354,11 @@ impl RunDir {
         seconds: f64,
         result: &Value,
     ) -> Result<(), RunDirError> {
+        let (result, run_paths) = paths::relativize(result, &[&self.dir]);
         files::write_json(
             &self.result_file(name),
             &json!({"fingerprint": fingerprint, "input_parts": parts, "seconds": seconds,
-                    "finished_at": now(), "result": result}),
+                    "finished_at": now(), "result": result, "run_paths": run_paths}),
         )?;
         let marker = self.marker_file(name);
         std::fs::remove_file(&marker).map_err(io(&marker))
@@ -509,13 +471,12 @@ mod tests {
         assert_eq!(run.begin("train", "bbb").unwrap(), Start::Fresh);
         assert!(!run.work_dir("train").exists());
 
-        let parts = input_parts(&json!({"lr": 0.1}));
+        let parts = crate::run::input_parts(&json!({"lr": 0.1}));
         run.finish("train", "bbb", &parts, 1.5, &json!({"loss": 0.25}))
             .unwrap();
         let done = run.finished("train").unwrap().unwrap();
         assert_eq!(done.fingerprint, "bbb");
-        let other = input_parts(&json!({"lr": 0.2, "epochs": 1}));
-        assert_eq!(changed_parts(&done.parts, &other), ["epochs", "lr"]);
+        assert_eq!(done.parts, parts);
         assert_eq!(run.result("train").unwrap(), json!({"loss": 0.25}));
         let stages = run.stages().unwrap();
         assert_eq!(stages.len(), 1);

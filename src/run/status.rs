@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::run_dir::{self, RunDir, RunDirError, StageState, format_time};
+use super::{RunDir, RunDirError, StageState};
 
 /// One line per stage: name, state, time.
 fn stage_lines(run: &RunDir, out: &mut String) -> Result<(), RunDirError> {
@@ -40,8 +40,17 @@ fn stage_lines(run: &RunDir, out: &mut String) -> Result<(), RunDirError> {
     Ok(())
 }
 
+/// A UTC time as `2026-11-24 10:15:00`.
+pub fn format_time(unix_seconds: f64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(unix_seconds as i64)
+        .ok()
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_else(|| "?".into())
+}
+
 /// `95.0s`, `12m 05s`, `1h 02m`.
-pub(crate) fn duration(seconds: f64) -> String {
+pub fn duration(seconds: f64) -> String {
     let s = seconds.round() as u64;
     match s {
         _ if seconds < 60.0 => format!("{seconds:.1}s"),
@@ -52,7 +61,7 @@ pub(crate) fn duration(seconds: f64) -> String {
 
 /// Every run under `parent` with a one-line summary of its stages.
 pub fn list(parent: &Path) -> Result<String, RunDirError> {
-    let runs = run_dir::list(parent)?;
+    let runs = super::list(parent)?;
     let mut out = String::new();
     if runs.is_empty() {
         let _ = writeln!(out, "no runs under {}", parent.display());

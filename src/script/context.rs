@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use rhai::{EvalAltResult, NativeCallContext};
 
 use super::overrides::Override;
-use crate::run_dir::{RunDir, RunDirError};
+use crate::run::{RunDir, RunDirError};
 
 /// Where this invocation's run directory goes, and what to record about the invocation.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 use rhai::plugin::*;
 
 use super::engine::Domain;
-use crate::run_dir::RunDir;
+use crate::run::RunDir;
 
 pub const DOMAIN: Domain = Domain {
     name: "run",
@@ -19,21 +19,9 @@ pub struct RunHandle {
     dir: RunDir,
 }
 
-/// Stage names become file names: keep them plain.
-fn check_stage_name(name: &str) -> Result<(), String> {
-    let plain = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !name.starts_with('.')
-        && name != "stages";
-    if plain {
-        Ok(())
-    } else {
-        Err(format!(
-            "stage name `{name}`: use letters, digits, `_`, `-` and `.` (it names files; `stages` is taken)"
-        ))
-    }
+/// A stage-name check or a run-store error as a script error.
+fn stage_error<E: std::fmt::Display>(e: crate::run::stage::StageError<E>) -> Box<EvalAltResult> {
+    e.to_string().into()
 }
 
 /// Run directories: `run_current()` (the invocation's `--out`) or `run_open(dir)`, then
@@ -45,10 +33,9 @@ fn check_stage_name(name: &str) -> Result<(), String> {
 pub mod run_api {
     use std::path::Path;
 
-    use super::{RunHandle, check_stage_name};
-    use crate::run_dir::{
-        self, RunDir, Start, changed_parts, fingerprint as json_fingerprint, input_parts,
-    };
+    use super::{RunHandle, stage_error};
+    use crate::run::stage::{self as stages, StageError, check_name};
+    use crate::run::{RunDir, fingerprint as json_fingerprint};
     use crate::script::ScriptContext;
 
     /// A run directory.
@@ -105,7 +92,7 @@ pub mod run_api {
     /// ```
     #[rhai_fn(pure, return_raw)]
     pub fn stage_dir(run: &mut Run, name: &str) -> Result<String, Box<EvalAltResult>> {
-        check_stage_name(name)?;
+        check_name::<String>(name).map_err(stage_error)?;
         Ok(run.dir.work_dir(name).to_string_lossy().into_owned())
     }
 
@@ -130,65 +117,19 @@ pub mod run_api {
         inputs: Dynamic,
         body: rhai::FnPtr,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        check_stage_name(name)?;
-        let what = format!("stage `{name}`");
         let inputs = serde_json::to_value(&inputs)
-            .map_err(|e| format!("{what}: inputs not representable as JSON: {e}"))?;
-        let print = json_fingerprint(&serde_json::json!({"stage": name, "inputs": inputs}));
-        let parts = input_parts(&inputs);
-        let dir = &run.dir;
-        let local = dir.finished(name).map_err(|e| format!("{what}: {e}"))?;
-        if let Some(done) = local.as_ref().filter(|d| d.fingerprint == print) {
-            match &done.reused_from {
-                // A reused stage's files live in the run that computed it: if that run has
-                // since rerun the stage with other inputs, they are not these any more.
-                Some(origin) if !run_dir::finished_in(origin, name, &print) => tracing::warn!(
-                    "{what}: reused from {origin}, which no longer has it with these inputs; running it again"
-                ),
-                Some(origin) => {
-                    tracing::info!("{what}: reused from {origin} before, reused");
-                    return rhai::serde::to_dynamic(&done.result);
-                }
-                None => {
-                    tracing::info!("{what}: finished before ({:.1}s), reused", done.seconds);
-                    return rhai::serde::to_dynamic(&done.result);
-                }
-            }
+            .map_err(|e| format!("stage `{name}`: inputs not representable as JSON: {e}"))?;
+        let result = stages::run(&run.dir, name, &inputs, || {
+            let result: Dynamic = body.call_within_context(&context, ())?;
+            serde_json::to_value(&result).map_err(|e| {
+                format!("stage `{name}`: result not representable as JSON: {e}").into()
+            })
+        });
+        match result {
+            Ok(value) => rhai::serde::to_dynamic(&value),
+            Err(StageError::Body(e)) => Err(e),
+            Err(e) => Err(stage_error(e)),
         }
-        let reusable = dir
-            .reusable(name, &print)
-            .map_err(|e| format!("{what}: {e}"))?;
-        if let Some((origin, done)) = reusable {
-            dir.adopt(name, &origin, &done)
-                .map_err(|e| format!("{what}: {e}"))?;
-            tracing::info!(
-                "{what}: finished in {origin} with the same inputs ({:.1}s there), reused",
-                done.seconds
-            );
-            return rhai::serde::to_dynamic(&done.result);
-        }
-        if let Some(done) = local.filter(|d| d.fingerprint != print) {
-            tracing::info!(
-                "{what}: its inputs changed since it finished ({}); running it again",
-                changed_parts(&done.parts, &parts).join(", ")
-            );
-        }
-        match dir
-            .begin(name, &print)
-            .map_err(|e| format!("{what}: {e}"))?
-        {
-            Start::Resume => tracing::info!("{what}: resuming after an interruption"),
-            Start::Fresh => tracing::info!("{what}: started"),
-        }
-        let started = std::time::Instant::now();
-        let result: Dynamic = body.call_within_context(&context, ())?;
-        let value = serde_json::to_value(&result)
-            .map_err(|e| format!("{what}: result not representable as JSON: {e}"))?;
-        let seconds = started.elapsed().as_secs_f64();
-        dir.finish(name, &print, &parts, seconds, &value)
-            .map_err(|e| format!("{what}: {e}"))?;
-        tracing::info!("{what}: done in {seconds:.1}s");
-        Ok(result)
     }
 
     /// The result of a stage that finished in this run; an error names the stage and the
@@ -201,9 +142,26 @@ pub mod run_api {
     /// ```
     #[rhai_fn(pure, return_raw)]
     pub fn result(run: &mut Run, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        check_stage_name(name)?;
+        check_name::<String>(name).map_err(stage_error)?;
         let value = run.dir.result(name).map_err(|e| e.to_string())?;
         rhai::serde::to_dynamic(&value)
+    }
+
+    /// SHA-256 (hex) of a value's JSON form, with the paths inside the run (or a run it
+    /// reuses) taken relative to it: a compact stand-in for a stage's inputs in another
+    /// stage's inputs (e.g. the stage that trained the model it loads) that stays the same
+    /// when the run folder is moved.
+    ///
+    /// ```rhai
+    /// let run = run_open("/tmp/rlmec-doc/run-fingerprint");
+    /// let a = run.fingerprint(#{base: `${run.dir}/start`, lr: 1e-5});
+    /// if a.len() != 64 { throw "not a fingerprint"; }
+    /// ```
+    #[rhai_fn(name = "fingerprint", pure, return_raw)]
+    pub fn fingerprint_in(run: &mut Run, value: Dynamic) -> Result<String, Box<EvalAltResult>> {
+        let value = serde_json::to_value(&value)
+            .map_err(|e| format!("fingerprint: value not representable as JSON: {e}"))?;
+        Ok(stages::fingerprint_in(&run.dir, &value))
     }
 
     /// SHA-256 (hex) of a value's JSON form: a compact stand-in for a stage's inputs in

@@ -6,7 +6,8 @@
 //! refers to it (tch-rs issues #907, #980).
 //!
 //! It also compiles `src/model/onednn/shim.cpp`, the few lines of C++ that reach libtorch's
-//! oneDNN operators tch does not bind (see `src/model/onednn/mod.rs`).
+//! oneDNN operators tch does not bind (see `src/model/onednn/mod.rs`), and lists the
+//! `stdlib/` modules for the binary to embed (see `src/script/stdlib.rs`).
 
 use std::env;
 use std::fs;
@@ -35,6 +36,7 @@ fn main() {
     println!("cargo:rustc-env=RLMEC_LIBTORCH_VERSION={version}");
     println!("cargo:rustc-env=RLMEC_LIBTORCH_VARIANT={variant}");
     compile_onednn_shim(&libtorch);
+    embed_stdlib();
 
     // -rpath for the binary, the library's test harness, examples and benches alike.
     println!(
@@ -65,4 +67,40 @@ fn compile_onednn_shim(libtorch: &std::path::Path) {
         // libtorch's headers warn by the hundred under -Wall; none of it is ours.
         .warnings(false)
         .compile("rlmec_onednn");
+}
+
+/// `$OUT_DIR/stdlib.rs`: every `stdlib/*.rhai` as `(name, include_str!(file))`, sorted, so
+/// the binary carries the procedure wherever it is installed.
+fn embed_stdlib() {
+    println!("cargo:rerun-if-changed=stdlib");
+    let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets it")).join("stdlib");
+    let mut modules: Vec<(String, PathBuf)> = fs::read_dir(&dir)
+        .expect("the stdlib/ folder")
+        .map(|e| e.expect("a stdlib/ entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+        .map(|p| {
+            let name = p
+                .file_stem()
+                .expect("a file name")
+                .to_string_lossy()
+                .into_owned();
+            (name, p)
+        })
+        .collect();
+    modules.sort();
+    let entries: String = modules
+        .iter()
+        .map(|(name, path)| {
+            format!(
+                "    ({name:?}, include_str!({:?})),\n",
+                path.display().to_string()
+            )
+        })
+        .collect();
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets it")).join("stdlib.rs");
+    fs::write(
+        out,
+        format!("pub static MODULES: &[(&str, &str)] = &[\n{entries}];\n"),
+    )
+    .expect("writing $OUT_DIR/stdlib.rs");
 }

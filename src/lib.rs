@@ -17,6 +17,7 @@ pub mod report;
 pub mod rewards;
 pub mod run;
 pub mod script;
+pub mod shipped;
 pub mod tasks;
 pub mod teacher;
 pub mod tokenize;

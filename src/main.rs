@@ -50,6 +50,10 @@ struct Cli {
     /// Less output (-q warnings only and no progress bars, -qq also silences print()).
     #[arg(short, long, action = ArgAction::Count, global = true)]
     quiet: u8,
+    /// Load the stdlib's modules from DIR instead of the copy built into rlmec (to try an
+    /// edit of the procedure without rebuilding; also $RLMEC_STDLIB).
+    #[arg(long, value_name = "DIR", global = true)]
+    stdlib: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -142,6 +146,13 @@ fn main() -> ExitCode {
     rlmec::logging::init(verbosity);
     if cli.quiet > 0 {
         rlmec::progress::hide_all();
+    }
+    if let Some(dir) = cli.stdlib {
+        if !dir.is_dir() {
+            eprintln!("error: --stdlib {}: not a folder", dir.display());
+            return ExitCode::FAILURE;
+        }
+        rlmec::script::stdlib::use_folder(dir);
     }
     match cli.command {
         Some(Command::Check { scripts }) => {

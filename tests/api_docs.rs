@@ -2,7 +2,7 @@
 //! `rlmec api`, every native function must document itself with an example, and every
 //! example must run.
 
-use rlmec::script::api::{api, api_markdown};
+use rlmec::script::api::{BUILT_IN_TYPES, api, api_markdown};
 use rlmec::script::context::RunTarget;
 use rlmec::script::{ScriptContext, build_engine};
 
@@ -82,4 +82,54 @@ fn every_example_runs() {
         }
     }
     assert!(ran >= 10, "only {ran} examples ran");
+}
+
+/// The types a signature names: `f(a: T, b: U) -> R` gives T, U, R; `x.prop -> R` gives R.
+fn types_in(signature: &str) -> Vec<String> {
+    let (call, ret) = match signature.rsplit_once(" -> ") {
+        Some((call, ret)) => (call, Some(ret)),
+        None => (signature, None),
+    };
+    let params = call
+        .rfind(')')
+        .and_then(|close| call[..close].split_once('(').map(|(_, p)| p))
+        .unwrap_or("");
+    params
+        .split(", ")
+        .filter_map(|p| p.split_once(": ").map(|(_, t)| t))
+        .chain(ret)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn signatures_name_only_script_types() {
+    let domains = api();
+    let documented: Vec<&str> = domains
+        .iter()
+        .flat_map(|d| d.types.iter().map(|t| t.name.as_str()))
+        .collect();
+    let mut checked = 0;
+    for f in domains.iter().flat_map(|d| &d.functions) {
+        for t in types_in(&f.signature) {
+            assert!(
+                !t.contains(['<', '>']),
+                "{}: the type {t} is Rust's, not the script's",
+                f.signature
+            );
+            assert!(
+                BUILT_IN_TYPES.contains(&t.as_str()) || documented.contains(&t.as_str()),
+                "{}: the type {t} is neither built in ({BUILT_IN_TYPES:?}) nor documented \
+                 ({documented:?})",
+                f.signature
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} types checked");
+    assert_eq!(
+        types_in("score(m: Model, ids: array) -> f64"),
+        ["Model", "array", "f64"]
+    );
+    assert_eq!(types_in("bar.position -> i64"), ["i64"]);
 }

@@ -157,7 +157,10 @@ mod tests {
         let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
         let ran = Cell::new(0);
         train(&a, 0.1, &ran).unwrap();
-        let run_b = RunDir::create(&b).unwrap().reusing(std::slice::from_ref(&a)).unwrap();
+        let run_b = RunDir::create(&b)
+            .unwrap()
+            .reusing(std::slice::from_ref(&a))
+            .unwrap();
         // The same inputs as in `a` (its `start` stage is an input by path): reused as is.
         let inputs = json!({"base": format!("{}/start", a.display()), "lr": 0.1});
         let fail = || -> Result<Value, String> { Err("ran".into()) };

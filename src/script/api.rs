@@ -45,6 +45,7 @@ struct Metadata {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TypeMeta {
+    type_name: String,
     display_name: String,
     #[serde(default)]
     doc_comments: Vec<String>,
@@ -73,14 +74,15 @@ struct ParamMeta {
 
 impl FnMeta {
     /// The signature in script terms: `progress_bar(total: i64, label: string) -> Progress`,
-    /// properties as `bar.position -> i64`.
-    fn signature(&self) -> String {
+    /// properties as `bar.position -> i64`; `names` maps the Rust names of the registered
+    /// types to the names scripts know them by.
+    fn signature(&self, names: &TypeNames) -> String {
         let params: Vec<_> = self
             .params
             .iter()
-            .map(|p| format!("{}: {}", p.name, script_type(&p.typ)))
+            .map(|p| format!("{}: {}", p.name, script_type(&p.typ, names)))
             .collect();
-        let ret = match script_type(&self.return_type).as_str() {
+        let ret = match script_type(&self.return_type, names).as_str() {
             "" | "()" => String::new(),
             t => format!(" -> {t}"),
         };
@@ -91,31 +93,85 @@ impl FnMeta {
     }
 }
 
-/// A Rust parameter or return type as a script author sees it.
-fn script_type(rust: &str) -> String {
+/// The types every script has without registering anything, as signatures name them.
+pub const BUILT_IN_TYPES: &[&str] = &[
+    "string", "array", "map", "any", "i64", "f64", "bool", "range", "Fn", "()",
+];
+
+/// Rust type name (last path segment) -> the name a script knows the type by.
+type TypeNames = std::collections::HashMap<String, String>;
+
+/// The names of the types every domain registers (a domain's functions take other domains'
+/// types: `train` takes a `Model`).
+fn all_type_names() -> TypeNames {
+    let mut engine = Engine::new_raw();
+    for domain in DOMAINS {
+        domain.register(&mut engine);
+    }
+    metadata(&engine, false)
+        .custom_types
+        .iter()
+        .map(|t| {
+            (
+                last_segment(&t.type_name).to_string(),
+                t.display_name.clone(),
+            )
+        })
+        .collect()
+}
+
+fn last_segment(path: &str) -> &str {
+    path.rsplit("::").next().unwrap_or(path).trim()
+}
+
+/// A Rust parameter or return type as a script author sees it: references and the
+/// `Result` wrapper (under any alias) dropped, paths cut to their last segment, Rust's names
+/// for script values and registered types replaced by the script's.
+fn script_type(rust: &str, names: &TypeNames) -> String {
     let t = rust.trim();
     let t = t
         .strip_prefix("&mut ")
         .or_else(|| t.strip_prefix('&'))
         .unwrap_or(t)
         .trim();
-    let t = t
-        .strip_prefix("Result<")
-        .and_then(|r| r.strip_suffix(", Box<EvalAltResult>>"))
-        .unwrap_or(t);
     if t.contains("Range<") {
         return "range".into();
     }
-    let t = t.rsplit("::").next().unwrap_or(t);
-    match t {
+    if let Some((outer, inner)) = t.split_once('<') {
+        // `Result<T, E>`, `RhaiResultOf<T>`, a local `Res<T>`: a fallible `T`.
+        if last_segment(outer).contains("Res") {
+            let inner = inner.strip_suffix('>').unwrap_or(inner);
+            let ok = first_generic_argument(inner);
+            return script_type(ok, names);
+        }
+    }
+    match last_segment(t) {
         "str" | "String" | "ImmutableString" => "string".into(),
         "Array" => "array".into(),
         "Map" => "map".into(),
         "Dynamic" => "any".into(),
-        "INT" => "i64".into(),
-        "FLOAT" => "f64".into(),
-        other => other.to_string(),
+        "INT" | "i64" => "i64".into(),
+        "FLOAT" | "f64" => "f64".into(),
+        "FnPtr" => "Fn".into(),
+        other => names
+            .get(other)
+            .cloned()
+            .unwrap_or_else(|| other.to_string()),
     }
+}
+
+/// `T` of `T, Box<E>`: the text up to the first comma outside angle brackets.
+fn first_generic_argument(args: &str) -> &str {
+    let mut depth = 0usize;
+    for (i, c) in args.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => return args[..i].trim(),
+            _ => {}
+        }
+    }
+    args.trim()
 }
 
 fn metadata(engine: &Engine, include_standard: bool) -> Metadata {
@@ -148,6 +204,7 @@ fn doc_text(lines: &[String]) -> String {
 
 /// The API of every domain, each documented from an engine holding that domain alone.
 pub fn api() -> Vec<DomainApi> {
+    let names = all_type_names();
     DOMAINS
         .iter()
         .map(|domain| {
@@ -156,7 +213,7 @@ pub fn api() -> Vec<DomainApi> {
             let mut meta = metadata(&engine, false);
             // rhai orders by name and arity only; overloads need a stable order too.
             meta.functions
-                .sort_by_cached_key(|f| (f.name.clone(), f.num_params, f.signature()));
+                .sort_by_cached_key(|f| (f.name.clone(), f.num_params, f.signature(&names)));
             DomainApi {
                 name: domain.name.to_string(),
                 doc: doc_text(&[meta.doc]),
@@ -173,7 +230,7 @@ pub fn api() -> Vec<DomainApi> {
                     .into_iter()
                     .map(|f| FunctionApi {
                         doc: doc_text(&f.doc_comments),
-                        signature: f.signature(),
+                        signature: f.signature(&names),
                         num_params: f.num_params,
                         name: f.name,
                     })

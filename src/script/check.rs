@@ -102,7 +102,7 @@ impl Checker {
     }
 
     fn compile(&mut self, path: &Path) -> Option<AST> {
-        let source = match std::fs::read_to_string(path) {
+        let source = match resolver::read_module(path) {
             Ok(s) => s,
             Err(e) => {
                 self.report(path, Position::NONE, format!("cannot read: {e}"));

@@ -104,6 +104,11 @@ impl ScriptContext {
         Ok(())
     }
 
+    /// The script this invocation runs, when started by `rlmec SCRIPT`.
+    pub fn script(&self) -> Option<&std::path::Path> {
+        self.inner.target.as_ref().map(|t| t.script.as_path())
+    }
+
     /// The overrides in command-line order; reading them marks them as used.
     pub fn overrides(&self) -> &[Override] {
         self.inner.overrides_read.store(true, Ordering::Relaxed);

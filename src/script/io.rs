@@ -137,4 +137,20 @@ pub mod io_api {
     pub fn file_exists(path: &str) -> bool {
         Path::new(path).exists()
     }
+
+    /// A file the project ships, named by its path in the project (`data/qa/ecqa`): found
+    /// from the working directory, under `$RLMEC_HOME`, or beside the running script and
+    /// above it — so an installed `rlmec` runs the shipped scripts from any folder. Found
+    /// nowhere, the path comes back as given.
+    ///
+    /// ```rhai
+    /// let ecqa = shipped("data/qa/ecqa");
+    /// if !file_exists(`${ecqa}/test.jsonl`) { throw "no ECQA"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn shipped(ctx: NativeCallContext, path: &str) -> Result<String, Box<EvalAltResult>> {
+        let sc = crate::script::ScriptContext::of(&ctx)?;
+        let found = crate::shipped::locate(Path::new(path), sc.script());
+        Ok(found.to_string_lossy().into_owned())
+    }
 }

@@ -14,6 +14,7 @@ pub mod overrides;
 pub mod report;
 pub mod resolver;
 pub mod runner;
+pub mod stdlib;
 
 mod align;
 mod config;

@@ -1,6 +1,7 @@
 //! Where `import "name"` looks: next to the importing script first (so experiments can keep
-//! their own modules beside them), then the standard library (`stdlib/`), which holds the
-//! paper's procedure (`import "rlmec" as rlmec;` loads `stdlib/rlmec.rhai`).
+//! their own modules beside them), then the standard library ([`super::stdlib`]: built in,
+//! or a folder given with `--stdlib`), which holds the paper's procedure (`import "steps"
+//! as steps;` loads `stdlib/steps.rhai`).
 //!
 //! Rhai's own file resolver labels a module with the import string and resolves nested
 //! imports from the wrong folder; this one labels each module with its file path, so errors
@@ -12,28 +13,31 @@ use std::sync::Mutex;
 
 use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope};
 
+use super::stdlib;
+
 // rhai's `SharedModule` under the `sync` feature.
 type SharedModule = std::sync::Arc<Module>;
 
-/// The stdlib folder: `$RLMEC_STDLIB` if set, else the project's own `stdlib/`.
-pub fn stdlib_dir() -> PathBuf {
-    std::env::var_os("RLMEC_STDLIB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("stdlib"))
+/// The file an `import` of `path` from the script `importer` loads (a built-in module's
+/// name for the built-in stdlib); `None` when neither candidate exists.
+pub fn import_file(path: &str, importer: &Path) -> Option<PathBuf> {
+    // A built-in module has no folder: its imports are the stdlib's.
+    let beside = (stdlib::built_in_source(importer).is_none())
+        .then(|| {
+            let mut p = importer.parent().unwrap_or(Path::new("")).join(path);
+            p.set_extension("rhai");
+            p
+        })
+        .filter(|p| p.is_file());
+    beside.or_else(|| stdlib::find(path))
 }
 
-/// The file an `import` of `path` from the script `importer` loads; `None` when neither
-/// candidate exists.
-pub fn import_file(path: &str, importer: &Path) -> Option<PathBuf> {
-    let with_ext = |base: &Path| {
-        let mut p = base.join(path);
-        p.set_extension("rhai");
-        p
-    };
-    let beside = with_ext(importer.parent().unwrap_or(Path::new("")));
-    [beside, with_ext(&stdlib_dir())]
-        .into_iter()
-        .find(|p| p.is_file())
+/// The source of a module [`import_file`] found.
+pub fn read_module(file: &Path) -> std::io::Result<String> {
+    match stdlib::built_in_source(file) {
+        Some(source) => Ok(source.to_string()),
+        None => std::fs::read_to_string(file),
+    }
 }
 
 /// `path` relative to the working directory when it lies below it (shorter errors).
@@ -85,10 +89,14 @@ impl ModuleResolver for ScriptResolver {
             loading.push(key.clone());
         }
         let in_module = |err| Box::new(EvalAltResult::ErrorInModule(label.clone(), err, pos));
-        let evaluated = engine.compile_file(file.clone()).and_then(|mut ast| {
-            ast.set_source(label.as_str());
-            Module::eval_ast_as_new(Scope::new(), &ast, engine)
-        });
+        let source = read_module(&file).map_err(|e| format!("{label}: {e}"))?;
+        let evaluated = engine
+            .compile(&source)
+            .map_err(Into::into)
+            .and_then(|mut ast| {
+                ast.set_source(label.as_str());
+                Module::eval_ast_as_new(Scope::new(), &ast, engine)
+            });
         self.loading
             .lock()
             .unwrap_or_else(|e| e.into_inner())

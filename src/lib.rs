@@ -9,6 +9,7 @@ pub mod align;
 pub mod device;
 pub mod files;
 pub mod generate;
+pub mod gguf;
 pub mod heap;
 pub mod logging;
 pub mod model;

@@ -7,9 +7,9 @@ use std::path::Path;
 use tch::Tensor;
 
 use super::config::{Architecture, ModelConfig, RopeParameters, TokenIds};
-use super::gguf::{GgufFile, reverse_permute_weights};
 use super::weights::Filler;
 use super::{LoadOptions, Model, ModelError, SpecialTokens};
+use crate::gguf::GgufFile;
 use crate::tokenize::TextTokenizer;
 use crate::tokenize::gguf::GgufTokenizer;
 
@@ -82,6 +82,57 @@ pub fn hf_name(gguf: &str) -> Option<String> {
         _ => return None,
     };
     Some(format!("model.layers.{layer}.{hf}.{param}"))
+}
+
+/// A matrix that [`reverse_permute_weights`] cannot un-permute: its values do not make
+/// `rows` x `cols`, or its rows do not split into two halves per head.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot reverse the Q/K permutation of a {rows}x{cols} matrix holding {len} values \
+     with {n_head} heads (rows must split into 2 halves per head)"
+)]
+pub struct PermuteShape {
+    pub rows: usize,
+    pub cols: usize,
+    pub len: usize,
+    pub n_head: usize,
+}
+
+/// Undoes llama.cpp's Q/K row permutation, exactly like transformers'
+/// `LlamaTensorProcessor._reverse_permute_weights`.
+///
+/// llama.cpp's converter reorders each head's rows from HF's "first half / second half" RoPE
+/// layout to interleaved pairs; models written for HF's layout need them back. `data` is a
+/// row-major `[rows, cols]` matrix (as returned by [`GgufFile::dequantize`]). Pass
+/// `n_head` = attention heads for `attn_q`, and the KV-head count for `attn_k`.
+pub fn reverse_permute_weights(
+    data: &[f32],
+    rows: usize,
+    cols: usize,
+    n_head: usize,
+) -> Result<Vec<f32>, PermuteShape> {
+    let shape_err = || PermuteShape {
+        rows,
+        cols,
+        len: data.len(),
+        n_head,
+    };
+    let sized = rows.checked_mul(cols) == Some(data.len());
+    if !sized || n_head == 0 || !rows.is_multiple_of(2 * n_head) {
+        return Err(shape_err());
+    }
+    let half = rows / n_head / 2;
+    let mut out = Vec::with_capacity(data.len());
+    // Output row (h, j, i) is input row (h, i, j) for j in 0..2, i in 0..half.
+    for h in 0..n_head {
+        for j in 0..2 {
+            for i in 0..half {
+                let src = (h * 2 * half + 2 * i + j) * cols;
+                out.extend_from_slice(&data[src..src + cols]);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The HF config a GGUF file's metadata describes.
@@ -158,9 +209,13 @@ fn config(file: &GgufFile) -> Result<ModelConfig, ModelError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{hf_name, load};
+    use super::{PermuteShape, hf_name, load, reverse_permute_weights};
+    use crate::gguf::GgufFile;
+    use crate::gguf::tests::{
+        GgufBuilder, assert_bits_eq, assert_close, default_model, f32s, fixture_json, usizes,
+        write_temp,
+    };
     use crate::model::LoadOptions;
-    use crate::model::gguf::tests::{GgufBuilder, write_temp};
 
     #[test]
     fn an_unknown_architecture_is_named_with_the_file() {
@@ -210,5 +265,63 @@ mod tests {
             "model.layers.0.mlp.down_proj.weight"
         );
         assert_eq!(hf_name("rope_freqs.weight"), None);
+    }
+
+    #[test]
+    fn reverse_permute_swaps_rows_within_each_head() {
+        // 2 heads x 4 rows, 1 column: head rows [0 1 2 3] come back as [0 2 1 3].
+        let data: Vec<f32> = (0..8).map(|i| i as f32).collect();
+        let out = reverse_permute_weights(&data, 8, 1, 2).unwrap();
+        assert_eq!(out, [0.0, 2.0, 1.0, 3.0, 4.0, 6.0, 5.0, 7.0]);
+        assert!(matches!(
+            reverse_permute_weights(&data, 8, 1, 3).unwrap_err(),
+            PermuteShape { n_head: 3, .. }
+        ));
+        assert!(reverse_permute_weights(&data, 4, 1, 1).is_err());
+        assert!(reverse_permute_weights(&data, 8, 1, 0).is_err());
+    }
+
+    /// `sum(v[i] * (i % 1009 + 1))`, the position-sensitive checksum of the fixture script.
+    fn position_checksum(values: &[f32]) -> f64 {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| f64::from(v) * ((i % 1009) + 1) as f64)
+            .sum()
+    }
+
+    #[test]
+    fn real_model_reverse_permute_matches_transformers() {
+        let Some(path) = default_model() else { return };
+        let reference = fixture_json("smollm2_permute.json");
+        let file = GgufFile::open(path).unwrap();
+        let heads = [("blk.0.attn_q.weight", 9), ("blk.0.attn_k.weight", 3)];
+        for (name, n_head) in heads {
+            let entry = &reference["tensors"][name];
+            let tensor = file.dequantize(name).unwrap();
+            let [rows, cols] = tensor.shape[..] else {
+                panic!("2-D")
+            };
+            assert_close(
+                position_checksum(&tensor.data),
+                entry["checksum_unpermuted_input"].as_f64().unwrap(),
+                "input",
+            );
+            let out = reverse_permute_weights(&tensor.data, rows, cols, n_head).unwrap();
+            assert_eq!(vec![rows, cols], usizes(&entry["shape"]));
+            for (row, expected) in entry["rows"].as_object().unwrap() {
+                let r: usize = row.parse().unwrap();
+                assert_bits_eq(
+                    &out[r * cols..r * cols + 64],
+                    &f32s(expected),
+                    &format!("{name} row {r}"),
+                );
+            }
+            assert_close(
+                position_checksum(&out),
+                entry["checksum"].as_f64().unwrap(),
+                name,
+            );
+        }
     }
 }

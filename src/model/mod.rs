@@ -7,7 +7,6 @@ pub mod batch;
 pub mod config;
 pub mod from_gguf;
 pub mod gemv;
-pub mod gguf;
 pub mod hf;
 pub mod kv_cache;
 pub mod linear;
@@ -65,7 +64,9 @@ pub enum ModelError {
         names: String,
     },
     #[error(transparent)]
-    Gguf(#[from] gguf::GgufError),
+    Gguf(#[from] crate::gguf::GgufError),
+    #[error(transparent)]
+    PermuteShape(#[from] from_gguf::PermuteShape),
     #[error(transparent)]
     Tokenizer(#[from] TokenizeError),
     #[error(transparent)]

@@ -23,7 +23,7 @@ use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, Tokenizer};
 
-use crate::model::gguf::{GgufError, GgufFile};
+use crate::gguf::{GgufError, GgufFile};
 
 /// llama.cpp's token type for control tokens (`<|im_start|>`, ...): special added tokens.
 const TOKEN_TYPE_CONTROL: i32 = 3;

@@ -51,11 +51,10 @@ impl TextTokenizer {
     /// file's vocabulary.
     pub fn of_model(path: &Path) -> Result<Self, TokenizeError> {
         if path.extension().is_some_and(|e| e == "gguf") && path.is_file() {
-            let file =
-                crate::model::gguf::GgufFile::open(path).map_err(|e| TokenizeError::Load {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?;
+            let file = crate::gguf::GgufFile::open(path).map_err(|e| TokenizeError::Load {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
             return Ok(Self::new(gguf::GgufTokenizer::from_gguf(&file)?.tokenizer));
         }
         Self::from_file(&path.join("tokenizer.json"))

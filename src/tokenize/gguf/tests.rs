@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::*;
-use crate::model::gguf::tests::{GgufBuilder, default_model, fixture, fixture_json, write_temp};
+use crate::gguf::tests::{GgufBuilder, default_model, fixture, fixture_json, write_temp};
 
 fn ids(value: &Value) -> Vec<u32> {
     value

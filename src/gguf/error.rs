@@ -1,0 +1,75 @@
+//! Errors of the GGUF reader; every variant names the file it concerns.
+
+use std::path::PathBuf;
+
+use super::GgmlType;
+
+/// Everything that can go wrong reading a GGUF file; each variant names the file it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum GgufError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: file truncated at byte {offset} while reading {what}")]
+    Truncated {
+        path: PathBuf,
+        offset: usize,
+        what: &'static str,
+    },
+    #[error("{path}: not a GGUF file (magic {found:?}, expected \"GGUF\")")]
+    BadMagic { path: PathBuf, found: [u8; 4] },
+    #[error("{path}: unsupported GGUF version {version} (supported: 2, 3)")]
+    UnsupportedVersion { path: PathBuf, version: u32 },
+    #[error("{path}: metadata key `{key}` has unknown value type {type_id}")]
+    UnknownValueType {
+        path: PathBuf,
+        key: String,
+        type_id: u32,
+    },
+    #[error("{path}: tensor `{tensor}` has unknown ggml type {type_id}")]
+    UnknownTensorType {
+        path: PathBuf,
+        tensor: String,
+        type_id: u32,
+    },
+    #[error("{path}: malformed file at byte {offset}: {reason}")]
+    Malformed {
+        path: PathBuf,
+        offset: usize,
+        reason: String,
+    },
+    #[error(
+        "{path}: tensor `{tensor}` data [{start}, {end}) lies outside the file ({file_len} bytes) \
+         or is not aligned to {alignment}"
+    )]
+    TensorOutOfRange {
+        path: PathBuf,
+        tensor: String,
+        start: u64,
+        end: u64,
+        file_len: usize,
+        alignment: u64,
+    },
+    #[error("{path}: metadata key `{key}` is missing")]
+    MissingKey { path: PathBuf, key: String },
+    #[error("{path}: metadata key `{key}` is {found}, expected {expected}")]
+    WrongType {
+        path: PathBuf,
+        key: String,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("{path}: no tensor named `{tensor}`")]
+    MissingTensor { path: PathBuf, tensor: String },
+    #[error("{path}: tensor `{tensor}` has type {ggml_type}, which cannot be dequantised")]
+    UnsupportedDequant {
+        path: PathBuf,
+        tensor: String,
+        ggml_type: GgmlType,
+    },
+}
+
+pub type Result<T, E = GgufError> = std::result::Result<T, E>;

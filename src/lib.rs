@@ -21,6 +21,7 @@ pub mod script;
 pub mod shipped;
 pub mod tasks;
 pub mod teacher;
+pub mod testing;
 pub mod tokenize;
 pub mod train;
 

@@ -2,12 +2,11 @@
 
 mod common;
 
-use rlmec::align::{Mode, align};
-use rlmec::generate::score::score;
 use rlmec::model::{LoadOptions, Model};
 use rlmec::rewards::{RewardOptions, TokenJudge, token_rewards};
 use rlmec::tasks::TaskKind;
 use rlmec::teacher::minimum_edit::EditRecord;
+use rlmec::teacher::prompts::grm_rewrite;
 use rlmec::train::objective::{Rlmec, RlmecParams};
 use rlmec::train::{TrainOptions, train};
 
@@ -45,6 +44,43 @@ fn fixed_and_correct() -> (EditRecord, EditRecord) {
     (fixed, correct)
 }
 
+/// Log-probabilities of `seq` after `prompt` from one plain forward pass over the whole
+/// sequence (no batching, no cache, no padding: not the scoring path under test).
+fn plain_logprobs(m: &Model, prompt: &[i64], seq: &[i64]) -> Vec<f64> {
+    let all: Vec<i64> = prompt.iter().chain(seq).copied().collect();
+    let n = all.len() as i64;
+    let ids = tch::Tensor::from_slice(&all).view([1, n]);
+    let positions = tch::Tensor::arange(n, (tch::Kind::Int64, tch::Device::Cpu)).view([1, n]);
+    let logp = tch::no_grad(|| {
+        let hidden = m.net().forward_hidden(&ids, &positions, None, None);
+        m.net()
+            .logits(&hidden)
+            .to_kind(tch::Kind::Double)
+            .log_softmax(-1, tch::Kind::Double)
+    });
+    seq.iter()
+        .enumerate()
+        .map(|(t, &id)| logp.double_value(&[0, (prompt.len() + t - 1) as i64, id]))
+        .collect()
+}
+
+/// 1.0 on the tokens of `ids` whose text holds `digit` (the edited number), else `other`.
+fn on_digit(m: &Model, ids: &[i64], digit: char, hit: f64, other: f64) -> Vec<f64> {
+    ids.iter()
+        .map(|&id| {
+            let text = m.tokenizer.decode(&[id]).unwrap();
+            if text.contains(digit) { hit } else { other }
+        })
+        .collect()
+}
+
+fn assert_all_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (t, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() < tol, "{what}[{t}]: {g} vs {w}");
+    }
+}
+
 #[test]
 fn rewards_weights_and_reference_log_probs() {
     let mut m = tiny();
@@ -59,43 +95,78 @@ fn rewards_weights_and_reference_log_probs() {
     .unwrap();
     assert_eq!(out.len(), 2);
 
+    // The fixed prediction: reward clip(p - 0.5, -0.1, 0), p the GRM's probability of each
+    // prediction token forced as its rewrite (the GRM here is the tiny model itself).
     let a = ids_with_eos(&m, &fixed.prediction);
     let b = ids_with_eos(&m, &fixed.fix_pred);
     let r = &out[0];
-    let reward = common::floats(&r["reward"]);
-    assert_eq!(reward.len(), a.len());
-    assert!(reward.iter().all(|&x| (-0.1..=0.0).contains(&x)));
-    let weights = common::floats(&r["weight_regular"]);
-    let flags = align(&a, &b, Mode::Paper).flags;
-    assert_eq!(
-        weights,
-        flags
-            .iter()
-            .map(|&f| if f { 1.0 } else { 0.5 })
-            .collect::<Vec<_>>()
-    );
-    assert!(weights.contains(&1.0));
+    let grm_prompt = m
+        .tokenizer
+        .encode(&grm_rewrite(
+            &fixed.question,
+            &fixed.solution,
+            &fixed.prediction,
+        ))
+        .unwrap();
+    let want: Vec<f64> = plain_logprobs(&m, &grm_prompt, &a)
+        .iter()
+        .map(|lp| (lp.exp() - 0.5).clamp(-0.1, 0.0))
+        .collect();
+    assert_all_close(&common::floats(&r["reward"]), &want, 1e-5, "reward");
+    // Imitation weights on the fix: 1.0 on the tokens that changed (the two 5s, where the
+    // prediction has 6s), 0.5 elsewhere.
+    let weights = on_digit(&m, &b, '5', 1.0, 0.5);
+    assert_eq!(common::floats(&r["weight_regular"]), weights);
+    assert!(weights.contains(&1.0) && weights.contains(&0.5));
+    // The reference: the policy's log-probabilities after the policy prompt.
     let prompt = m.tokenizer.encode(r["input"].as_str().unwrap()).unwrap();
-    let want = score(&m, &[(prompt, a.clone())], 1).unwrap();
-    let got = common::floats(&r["ref_prob"]);
-    assert!(
-        got.iter()
-            .zip(&want[0])
-            .all(|(g, w)| (g - f64::from(*w)).abs() < 1e-6)
-    );
+    let want = plain_logprobs(&m, &prompt, &a);
+    assert_all_close(&common::floats(&r["ref_prob"]), &want, 1e-5, "ref_prob");
 
+    // The correct prediction: clip(p - 0.5, 0, 0.5), itself as the target with weight 0.5.
     let c = &out[1];
     assert_eq!(c["regular"], correct.prediction);
-    assert!(
-        common::floats(&c["reward"])
+    let a = ids_with_eos(&m, &correct.prediction);
+    let grm_prompt = m
+        .tokenizer
+        .encode(&grm_rewrite(
+            &correct.question,
+            &correct.solution,
+            &correct.prediction,
+        ))
+        .unwrap();
+    let want: Vec<f64> = plain_logprobs(&m, &grm_prompt, &a)
+        .iter()
+        .map(|lp| (lp.exp() - 0.5).clamp(0.0, 0.5))
+        .collect();
+    assert_all_close(&common::floats(&c["reward"]), &want, 1e-5, "correct reward");
+    assert_eq!(common::floats(&c["weight_regular"]), vec![0.5; a.len()]);
+
+    // The tiny model's p is small, so the paper's ranges clip most of it away; with ranges
+    // that clip nothing, the reward is p - 0.5 itself on every token.
+    let unclipped = RewardOptions {
+        clip_correct: (-0.5, 0.5),
+        clip_wrong: (-0.5, 0.5),
+        ..RewardOptions::paper(TaskKind::Math)
+    };
+    let records = [fixed.clone(), correct.clone()];
+    let out = token_rewards(
+        &m,
+        TokenJudge::Grm(&m),
+        TaskKind::Math,
+        &records,
+        &unclipped,
+    )
+    .unwrap();
+    for (r, got) in records.iter().zip(&out) {
+        let a = ids_with_eos(&m, &r.prediction);
+        let prompt = grm_rewrite(&r.question, &r.solution, &r.prediction);
+        let want: Vec<f64> = plain_logprobs(&m, &m.tokenizer.encode(&prompt).unwrap(), &a)
             .iter()
-            .all(|&x| (0.0..=0.5).contains(&x))
-    );
-    assert!(
-        common::floats(&c["weight_regular"])
-            .iter()
-            .all(|&w| w == 0.5)
-    );
+            .map(|lp| lp.exp() - 0.5)
+            .collect();
+        assert_all_close(&common::floats(&got["reward"]), &want, 1e-5, &r.question);
+    }
 
     // The records are what the trainer reads.
     let opts = TrainOptions {
@@ -122,18 +193,15 @@ fn teacher_edit_rewards_blame_exactly_the_changed_prediction_tokens() {
         &opts,
     )
     .unwrap();
+    // p is 0 on a token the fix changes (the 6s) and 1 on one it keeps: clip(p - 0.5,
+    // -0.1, 0) gives -0.1 and 0.
     let a = ids_with_eos(&m, &fixed.prediction);
-    let b = ids_with_eos(&m, &fixed.fix_pred);
-    // Changed = flagged on the prediction's side of the alignment (fix → prediction).
-    let changed = align(&b, &a, Mode::Paper).flags;
-    let want: Vec<f64> = changed
-        .iter()
-        .map(|&c| if c { -0.1 } else { 0.0 })
-        .collect();
+    let want = on_digit(&m, &a, '6', -0.1, 0.0);
     assert_eq!(common::floats(&out[0]["reward"]), want);
-    assert!(want.contains(&-0.1));
-    // A correct prediction is kept whole: the largest positive reward on every token.
-    assert!(common::floats(&out[1]["reward"]).iter().all(|&r| r == 0.5));
+    assert!(want.contains(&-0.1) && want.contains(&0.0));
+    // A correct prediction is kept whole: clip(1 - 0.5, 0, 0.5) on every token.
+    let reward = common::floats(&out[1]["reward"]);
+    assert!(!reward.is_empty() && reward.iter().all(|&r| r == 0.5));
     // Everything else is as with a GRM.
     let with_grm = token_rewards(
         &m,
@@ -161,9 +229,12 @@ fn teacher_edit_rewards_blame_exactly_the_changed_prediction_tokens() {
         &wide,
     )
     .unwrap();
-    let scaled: Vec<f64> = want.iter().map(|&r| r * 5.0).collect();
-    assert_eq!(common::floats(&out[0]["reward"]), scaled);
-    assert!(common::floats(&out[1]["reward"]).iter().all(|&r| r == 0.25));
+    assert_eq!(
+        common::floats(&out[0]["reward"]),
+        on_digit(&m, &a, '6', -0.5, 0.0)
+    );
+    let reward = common::floats(&out[1]["reward"]);
+    assert!(!reward.is_empty() && reward.iter().all(|&r| r == 0.25));
 }
 
 #[test]

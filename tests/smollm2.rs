@@ -26,8 +26,7 @@ const FRAGILE_MARGIN: f64 = 1e-3;
 
 #[test]
 fn smollm2_gguf_matches_transformers_token_for_token() {
-    if !Path::new(MODEL).exists() {
-        eprintln!("skipping: {MODEL} missing (run `make setup`)");
+    if !rlmec::testing::input_present(Path::new(MODEL), "run `make setup`") {
         return;
     }
     tch::set_num_threads(1);

@@ -40,12 +40,7 @@ pub(crate) fn default_model() -> Option<PathBuf> {
         },
         PathBuf::from,
     );
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!("skipping: model {} not found", path.display());
-        None
-    }
+    crate::testing::input_present(&path, "run `make setup`").then_some(path)
 }
 
 pub(crate) fn f32s(value: &Value) -> Vec<f32> {

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::steps::{prefix, steps};
+use super::solution::{prefix, steps};
 use super::{Case, Teacher, TeacherError};
 use crate::tasks::answer::is_correct;
 use crate::tasks::{Fidelity, TaskKind};

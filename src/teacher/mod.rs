@@ -12,7 +12,7 @@ pub mod minimum_edit;
 pub mod model;
 pub mod prompts;
 pub mod reference;
-pub mod steps;
+pub mod solution;
 
 /// What a teacher sees: the problem, its gold solution and the prediction to judge.
 #[derive(Debug, Clone, PartialEq)]

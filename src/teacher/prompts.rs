@@ -1,7 +1,7 @@
 //! The exact strings of the protocol (docs/method.md, "Exact strings"): the teacher's locate and
 //! rewrite questions and the GRM template of steps 3–6.
 
-use super::steps::numbered;
+use super::solution::numbered;
 
 /// The locate question's first paragraph (the GRM's locate instruction).
 pub const LOCATE_INSTRUCTION: &str = "Given the problem, correct solution and the prediction from language models. The method in prediction might be different with correct solution, but it is also correct. You need to identify which step of the prediction is the first wrong step, and write down the label of the first wrong step.";

@@ -3,7 +3,7 @@
 //! wrong option, else the answer line; the fix keeps every step before it and finishes with
 //! the gold rationale.
 
-use super::steps::{locate_reply, steps};
+use super::solution::{locate_reply, steps};
 use super::{Case, Teacher, TeacherError};
 use crate::tasks::answer::{ANSWER_MARKER, extract_answer, is_correct};
 use crate::tasks::{Fidelity, TaskKind};

@@ -5,7 +5,7 @@
 use super::Case;
 use super::parse::{Equation, answer_number, equation, numbers, same, values};
 use crate::tasks::answer::ANSWER_MARKER;
-use crate::teacher::steps::steps;
+use crate::teacher::solution::steps;
 
 /// The problem's numbers and the results so far are what an operand may be; the first
 /// operand of a later step that is neither contradicts what came before.

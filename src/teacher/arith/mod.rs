@@ -22,7 +22,7 @@ mod judge;
 mod parse;
 mod rewrite;
 
-use super::steps::{locate_reply, steps};
+use super::solution::{locate_reply, steps};
 use super::{Case, Teacher, TeacherError};
 pub use judge::first_wrong_step;
 use judge::{Walk, first_error};

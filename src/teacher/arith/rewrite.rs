@@ -8,7 +8,7 @@ use super::Case;
 use super::judge::{Walk, from_nowhere};
 use super::parse::{Equation, Number, answer_number, equation, format, numbers, same, values};
 use crate::tasks::answer::ANSWER_MARKER;
-use crate::teacher::steps::steps;
+use crate::teacher::solution::steps;
 
 /// `line` with each number of `edits` replaced by its new value (unchanged values kept
 /// byte for byte).

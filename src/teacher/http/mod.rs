@@ -19,7 +19,7 @@ use rand::Rng;
 use serde_json::Value;
 
 use super::prompts::{LOCATE_INSTRUCTION, REWRITE_INSTRUCTION};
-use super::steps::numbered;
+use super::solution::numbered;
 use super::{Case, Teacher, TeacherError};
 use crate::tasks::TaskKind;
 use backend::{Backend, Chat};

@@ -1,4 +1,5 @@
-//! A solution as steps: its lines, step `k` being line `k` (docs/method.md, "Data shapes").
+//! A solution's steps: its lines, step `k` being line `k` (docs/method.md, "Data shapes").
+//! (The *procedure's* steps, 1–8, are stdlib/steps.rhai.)
 
 /// The steps of `text`: its lines.
 pub fn steps(text: &str) -> Vec<&str> {

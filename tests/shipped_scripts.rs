@@ -5,8 +5,12 @@
 //! The first run is the base; the others `--reuse` its stages, so each computes only what it
 //! changes. `eval_batch` evaluates the embedded default model on ECQA and GSM8K.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::cli::stdout;
 
 /// The knobs that make a shipped script tiny (one pass of everything, a 1-layer policy).
 const TINY: &[&str] = &[
@@ -93,10 +97,6 @@ fn sets(knobs: &[&str]) -> Vec<String> {
         .iter()
         .flat_map(|k| ["--set".to_string(), k.to_string()])
         .collect()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// The accuracy table's rows as (model, task, n).

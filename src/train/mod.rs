@@ -9,7 +9,9 @@
 //! - [`adamw`], [`schedule`]: the optimiser and the learning-rate schedule;
 //! - [`checkpoint`], [`metrics`]: what is written to the run directory;
 //! - [`memory`]: what a run will need, said before it starts;
-//! - [`trainer`]: the loop that ties them together.
+//! - [`trainer`]: the loop that ties them together; `session`: a run's state and its
+//!   checkpoints (resume, finished, save); `out_of_memory`: the error a step that ran out
+//!   of memory becomes.
 
 pub mod adamw;
 pub mod batching;
@@ -19,7 +21,9 @@ pub mod memory;
 pub mod metrics;
 pub mod objective;
 pub mod options;
+mod out_of_memory;
 pub mod schedule;
+mod session;
 pub mod tokens;
 pub mod trainer;
 

@@ -9,12 +9,14 @@ use serde_json::{Value, json};
 use super::TrainError;
 use super::adamw::AdamW;
 use super::batching::epoch_batches;
-use super::checkpoint::{self, FileSum, Position, State};
+use super::checkpoint::{self, Position};
 use super::examples::{self, Example, RecordKind};
 use super::metrics::MetricsLog;
 use super::objective::Objective;
 use super::options::TrainOptions;
+use super::out_of_memory::out_of_memory;
 use super::schedule::LrSchedule;
+use super::session::{Run, fingerprint};
 use super::{memory, tokens};
 use crate::model::Model;
 use crate::model::llama::TrainPass;
@@ -37,163 +39,6 @@ pub struct TrainReport {
     pub seconds: f64,
     pub tokens: usize,
     pub out: Option<PathBuf>,
-}
-
-/// CRC-32 over every example's tokens and values: the identity of the data in checkpoints.
-fn fingerprint(examples: &[Example]) -> FileSum {
-    let mut h = crc32fast::Hasher::new();
-    for e in examples {
-        for ids in [&e.prompt, &e.seq] {
-            h.update(&(ids.len() as u64).to_le_bytes());
-            ids.iter().for_each(|id| h.update(&id.to_le_bytes()));
-        }
-        if let Some(rl) = &e.rl {
-            for v in rl.reward.iter().chain(&rl.ref_logp) {
-                h.update(&v.to_le_bytes());
-            }
-        }
-        if let Some(reg) = &e.reg {
-            reg.ids.iter().for_each(|id| h.update(&id.to_le_bytes()));
-            reg.weight.iter().for_each(|v| h.update(&v.to_le_bytes()));
-        }
-    }
-    FileSum {
-        bytes: examples.len() as u64,
-        crc32: h.finalize(),
-    }
-}
-
-/// The options whose values differ between a checkpoint and this run.
-fn changed(saved: &Value, now: &Value) -> Vec<String> {
-    let (Some(saved), Some(now)) = (saved.as_object(), now.as_object()) else {
-        return vec!["(all)".into()];
-    };
-    let shown = |v: Option<&Value>| v.map_or("unset".to_string(), Value::to_string);
-    let keys: std::collections::BTreeSet<&String> = saved.keys().chain(now.keys()).collect();
-    keys.into_iter()
-        .filter(|k| saved.get(*k) != now.get(*k))
-        .map(|k| {
-            format!(
-                "{k} (checkpoint {}, now {})",
-                shown(saved.get(k)),
-                shown(now.get(k))
-            )
-        })
-        .collect()
-}
-
-struct Run<'a> {
-    model: &'a Model,
-    opts: &'a TrainOptions,
-    examples: Vec<Example>,
-    lengths: Vec<usize>,
-    batches_per_epoch: usize,
-    total_steps: usize,
-    schedule: LrSchedule,
-    trajectory: Value,
-    data: FileSum,
-}
-
-impl Run<'_> {
-    fn checkpoints(&self) -> Option<PathBuf> {
-        self.opts.out.as_ref().map(|o| o.join("checkpoints"))
-    }
-
-    fn state(&self, position: Position) -> State {
-        State {
-            format: checkpoint::FORMAT,
-            position,
-            total_steps: self.total_steps,
-            trajectory: self.trajectory.clone(),
-            data: self.data,
-            files: Default::default(),
-        }
-    }
-
-    fn save_checkpoint(&self, optimizer: &AdamW, position: Position) -> Result<(), TrainError> {
-        if let Some(root) = self.checkpoints() {
-            let dir = checkpoint::save(
-                &root,
-                self.model,
-                optimizer,
-                self.state(position),
-                self.opts.keep_checkpoints,
-            )?;
-            tracing::info!("checkpoint {}", dir.display());
-        }
-        Ok(())
-    }
-
-    /// A report of the run as it ended, when `out` holds this very run finished (its final
-    /// model is loaded into the model, as if trained again).
-    fn finished(&self, objective: &dyn Objective) -> Result<Option<TrainReport>, TrainError> {
-        let Some(out) = self.opts.out.as_ref().filter(|_| self.opts.resume) else {
-            return Ok(None);
-        };
-        let Some(state) = checkpoint::finished(out) else {
-            return Ok(None);
-        };
-        if state.trajectory != self.trajectory
-            || state.data != self.data
-            || state.position.step != self.total_steps
-        {
-            return Ok(None);
-        }
-        checkpoint::load_weights(out, self.model)?;
-        let (_, history) = MetricsLog::open(&out.join("metrics.jsonl"), state.position.step)?;
-        tracing::info!(
-            "{}: this training ({}) already finished; its final model is loaded",
-            out.display(),
-            objective.name()
-        );
-        Ok(Some(TrainReport {
-            steps: state.position.step,
-            total_steps: self.total_steps,
-            history,
-            skipped: 0,
-            resumed_from: Some(state.position.step),
-            halted: false,
-            seconds: 0.0,
-            tokens: 0,
-            out: Some(out.clone()),
-        }))
-    }
-
-    /// Load the newest checkpoint if resuming; the position to start from.
-    fn resume(&self, optimizer: &mut AdamW) -> Result<Option<Position>, TrainError> {
-        let Some(root) = self.checkpoints().filter(|_| self.opts.resume) else {
-            return Ok(None);
-        };
-        let Some((dir, state)) = checkpoint::newest(&root)? else {
-            return Ok(None);
-        };
-        let differences = changed(&state.trajectory, &self.trajectory);
-        if !differences.is_empty() {
-            return Err(TrainError::Resume(format!(
-                "{}: this run's options differ from the checkpoint's: {}; pass `resume: false` to start over, or another `out`",
-                dir.display(),
-                differences.join(", ")
-            )));
-        }
-        if state.data != self.data {
-            return Err(TrainError::Resume(format!(
-                "{}: the checkpoint was trained on other records ({} examples, crc {:08x}; now {}, {:08x}); pass `resume: false` to start over, or another `out`",
-                dir.display(),
-                state.data.bytes,
-                state.data.crc32,
-                self.data.bytes,
-                self.data.crc32
-            )));
-        }
-        checkpoint::load(&dir, &state, self.model, optimizer)?;
-        tracing::info!(
-            "resuming from {} (step {} of {})",
-            dir.display(),
-            state.position.step,
-            self.total_steps
-        );
-        Ok(Some(state.position))
-    }
 }
 
 /// Train `model` in place on `records` with `objective` (with `opts.lora`, LoRA adapters
@@ -416,60 +261,6 @@ pub fn train_examples(
     })
 }
 
-/// A step that ran out of memory (libtorch throws, tch panics) becomes an error that says so
-/// and names the knobs that help; any other panic goes on unwinding.
-fn out_of_memory(
-    panic: Box<dyn std::any::Any + Send>,
-    step: usize,
-    opts: &TrainOptions,
-) -> TrainError {
-    let message = panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
-    let lower = message.to_lowercase();
-    if !(lower.contains("out of memory") || lower.contains("can't allocate memory")) {
-        std::panic::resume_unwind(panic);
-    }
-    let where_ = if lower.contains("cuda") { "GPU" } else { "CPU" };
-    let mut knobs = Vec::new();
-    if opts.lora.is_none() {
-        knobs.push(
-            "`lora: #{r: 16}` (train adapters: no gradients or optimiser state for the weights)"
-                .to_string(),
-        );
-    }
-    if !opts.grad_checkpoint {
-        knobs.push("`grad_checkpoint: true` (keep one layer's activations instead of all)".into());
-    }
-    if opts.batch_size > 1 {
-        knobs.push(format!(
-            "a smaller `batch_size` (now {}) with a larger `grad_accum` (now {}): the same effective batch",
-            opts.batch_size, opts.grad_accum
-        ));
-    }
-    knobs.push(format!("a smaller `max_len` (now {})", opts.max_len));
-    // libtorch's own words, without the `unwrap` wrapper or its C++ backtrace.
-    let detail = message
-        .split_once("Torch(\"")
-        .map_or(message.as_str(), |(_, m)| m);
-    let first_line = detail
-        .split(['\n', '"'])
-        .next()
-        .unwrap_or_default()
-        .split("\\n")
-        .next()
-        .unwrap_or_default();
-    TrainError::OutOfMemory {
-        step,
-        message: format!(
-            "the {where_} ran out of memory; what helps: {} ({first_line})",
-            knobs.join("; ")
-        ),
-    }
-}
-
 /// The seed of a micro-batch's dropout masks.
 fn dropout_seed(seed: u64, step: usize, micro: usize) -> i64 {
     use crate::model::lora::mix;
@@ -572,59 +363,4 @@ fn step(
         line[name] = json!(v / n);
     }
     Ok((line, tokens))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_out_of_memory_step_names_the_knobs_that_help() {
-        let opts = TrainOptions::default();
-        let panic: Box<dyn std::any::Any + Send> = Box::new(
-            "called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. Tried to allocate 2.00 GiB\\nframe #0 ...\")"
-                .to_string(),
-        );
-        let message = out_of_memory(panic, 4, &opts).to_string();
-        assert!(
-            message.starts_with("train: step 5: the GPU ran out of memory"),
-            "{message}"
-        );
-        for knob in [
-            "lora",
-            "grad_checkpoint",
-            "batch_size",
-            "grad_accum",
-            "max_len",
-        ] {
-            assert!(message.contains(knob), "{knob} missing: {message}");
-        }
-        assert!(
-            !message.contains("frame #0"),
-            "no libtorch backtrace: {message}"
-        );
-        // Knobs already in use are not suggested again.
-        let lean = TrainOptions {
-            lora: Some(crate::model::lora::LoraConfig::default()),
-            grad_checkpoint: true,
-            batch_size: 1,
-            ..TrainOptions::default()
-        };
-        let cpu: Box<dyn std::any::Any + Send> =
-            Box::new("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes");
-        let message = out_of_memory(cpu, 0, &lean).to_string();
-        assert!(message.contains("the CPU ran out of memory"), "{message}");
-        assert!(
-            !message.contains("`lora") && !message.contains("`grad_checkpoint"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn other_panics_keep_unwinding() {
-        let caught = std::panic::catch_unwind(|| {
-            out_of_memory(Box::new("index out of range"), 0, &TrainOptions::default())
-        });
-        assert!(caught.is_err());
-    }
 }

@@ -1,6 +1,9 @@
 //! Helpers shared by the model tests: fixture paths and reading the JSON references.
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod cli;
+pub mod training;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;

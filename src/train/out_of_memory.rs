@@ -1,0 +1,114 @@
+//! Running out of memory in a training step: libtorch throws, tch panics; the loop turns
+//! that panic into an error that says so and names the knobs that help.
+
+use super::TrainError;
+use super::options::TrainOptions;
+
+/// A step that ran out of memory (libtorch throws, tch panics) becomes an error that says so
+/// and names the knobs that help; any other panic goes on unwinding.
+pub(super) fn out_of_memory(
+    panic: Box<dyn std::any::Any + Send>,
+    step: usize,
+    opts: &TrainOptions,
+) -> TrainError {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    let lower = message.to_lowercase();
+    if !(lower.contains("out of memory") || lower.contains("can't allocate memory")) {
+        std::panic::resume_unwind(panic);
+    }
+    let where_ = if lower.contains("cuda") { "GPU" } else { "CPU" };
+    let mut knobs = Vec::new();
+    if opts.lora.is_none() {
+        knobs.push(
+            "`lora: #{r: 16}` (train adapters: no gradients or optimiser state for the weights)"
+                .to_string(),
+        );
+    }
+    if !opts.grad_checkpoint {
+        knobs.push("`grad_checkpoint: true` (keep one layer's activations instead of all)".into());
+    }
+    if opts.batch_size > 1 {
+        knobs.push(format!(
+            "a smaller `batch_size` (now {}) with a larger `grad_accum` (now {}): the same effective batch",
+            opts.batch_size, opts.grad_accum
+        ));
+    }
+    knobs.push(format!("a smaller `max_len` (now {})", opts.max_len));
+    // libtorch's own words, without the `unwrap` wrapper or its C++ backtrace.
+    let detail = message
+        .split_once("Torch(\"")
+        .map_or(message.as_str(), |(_, m)| m);
+    let first_line = detail
+        .split(['\n', '"'])
+        .next()
+        .unwrap_or_default()
+        .split("\\n")
+        .next()
+        .unwrap_or_default();
+    TrainError::OutOfMemory {
+        step,
+        message: format!(
+            "the {where_} ran out of memory; what helps: {} ({first_line})",
+            knobs.join("; ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_out_of_memory_step_names_the_knobs_that_help() {
+        let opts = TrainOptions::default();
+        let panic: Box<dyn std::any::Any + Send> = Box::new(
+            "called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. Tried to allocate 2.00 GiB\\nframe #0 ...\")"
+                .to_string(),
+        );
+        let message = out_of_memory(panic, 4, &opts).to_string();
+        assert!(
+            message.starts_with("train: step 5: the GPU ran out of memory"),
+            "{message}"
+        );
+        for knob in [
+            "lora",
+            "grad_checkpoint",
+            "batch_size",
+            "grad_accum",
+            "max_len",
+        ] {
+            assert!(message.contains(knob), "{knob} missing: {message}");
+        }
+        assert!(
+            !message.contains("frame #0"),
+            "no libtorch backtrace: {message}"
+        );
+        // Knobs already in use are not suggested again.
+        let lean = TrainOptions {
+            lora: Some(crate::model::lora::LoraConfig::default()),
+            grad_checkpoint: true,
+            batch_size: 1,
+            ..TrainOptions::default()
+        };
+        let cpu: Box<dyn std::any::Any + Send> =
+            Box::new("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 bytes");
+        let message = out_of_memory(cpu, 0, &lean).to_string();
+        assert!(message.contains("the CPU ran out of memory"), "{message}");
+        assert!(
+            !message.contains("`lora") && !message.contains("`grad_checkpoint"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn other_panics_keep_unwinding() {
+        let caught = std::panic::catch_unwind(|| {
+            out_of_memory(Box::new("index out of range"), 0, &TrainOptions::default())
+        });
+        assert!(caught.is_err());
+    }
+}

@@ -10,14 +10,15 @@ pub mod api;
 pub mod check;
 pub mod context;
 pub mod engine;
+pub mod errors;
 pub mod overrides;
-pub mod report;
 pub mod resolver;
 pub mod runner;
 pub mod stdlib;
 
 mod align;
 mod config;
+mod generate;
 pub(crate) mod io;
 pub mod model;
 mod options;

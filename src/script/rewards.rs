@@ -87,32 +87,20 @@ fn rewards_with(
     options: rhai::Map,
 ) -> Result<rhai::Array, Box<EvalAltResult>> {
     use crate::rewards::{RewardOptions, TokenJudge, token_rewards as run};
+    use crate::script::io::{RecordsOut, from_array};
     use crate::script::options::Options;
     use crate::tasks::TaskKind;
     use crate::teacher::minimum_edit::EditRecord;
     let kind: TaskKind = kind
         .parse()
         .map_err(|e: String| format!("token_rewards: {e}"))?;
-    let d = RewardOptions::paper(kind);
     let mut o = Options::new("token_rewards", options);
-    let err = |e: String| format!("token_rewards: {e}");
-    let per_problem = o.count("per_problem", d.correct_per_problem.unwrap_or(0))?;
-    let opts = RewardOptions {
-        fidelity: o.string("fidelity", "corrected")?.parse().map_err(err)?,
-        alignment: o.string("alignment", "paper")?.parse().map_err(err)?,
-        max_len: o.count("max_len", d.max_len)?,
-        correct_per_problem: (per_problem > 0).then_some(per_problem),
-        seed: o.int("seed", 0)? as u64,
-        batch_size: o.count("batch_size", d.batch_size)?,
-        clip_correct: o.range("clip_correct", d.clip_correct)?,
-        clip_wrong: o.range("clip_wrong", d.clip_wrong)?,
-    };
-    let path = o.string("out", "")?;
+    let opts = o.parse_over(RewardOptions::paper(kind))?;
+    let out: RecordsOut = o.parse()?;
     o.finish()?;
-    let records: Vec<EditRecord> =
-        crate::script::io::from_array("token_rewards", "record", &records)?;
+    let records: Vec<EditRecord> = from_array("token_rewards", "record", &records)?;
     let policy_guard = policy.lock();
-    let out = match &grm {
+    let rewards = match &grm {
         None => run(
             &policy_guard,
             TokenJudge::TeacherEdit,
@@ -140,6 +128,5 @@ fn rewards_with(
         }
     }
     .map_err(|e| format!("token_rewards: {e}"))?;
-    crate::script::io::write_records("token_rewards", &path, &out)?;
-    crate::script::io::to_array("token_rewards", &out)
+    out.write("token_rewards", &rewards)
 }

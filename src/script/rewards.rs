@@ -3,6 +3,7 @@
 use rhai::plugin::*;
 
 use super::engine::Domain;
+use super::model::ModelHandle;
 
 pub const DOMAIN: Domain = Domain {
     name: "rewards",
@@ -15,8 +16,7 @@ pub const DOMAIN: Domain = Domain {
 /// policy, imitation weights from the minimum-edit alignment.
 #[export_module]
 pub mod rewards_api {
-    use super::rewards_with;
-    use crate::script::model::ModelHandle;
+    use super::{ModelHandle, rewards_with};
 
     /// The RLMEC training records `{input, output, regular, reward, ref_prob,
     /// weight_regular}` for `records` (steps 2/5: `{question, solution, prediction,
@@ -80,8 +80,8 @@ pub mod rewards_api {
 
 /// Step 6 with the GRM's keep-probabilities (`Some`) or the records' own edits (`None`).
 fn rewards_with(
-    policy: crate::script::model::ModelHandle,
-    grm: Option<crate::script::model::ModelHandle>,
+    policy: ModelHandle,
+    grm: Option<ModelHandle>,
     kind: &str,
     records: rhai::Array,
     options: rhai::Map,
@@ -100,33 +100,17 @@ fn rewards_with(
     o.finish()?;
     let records: Vec<EditRecord> = from_array("token_rewards", "record", &records)?;
     let policy_guard = policy.lock();
-    let rewards = match &grm {
-        None => run(
-            &policy_guard,
-            TokenJudge::TeacherEdit,
-            kind,
-            &records,
-            &opts,
-        ),
-        // The same handle twice (policy as its own GRM) must not lock twice.
-        Some(grm) if policy.same_as(grm) => run(
-            &policy_guard,
-            TokenJudge::Grm(&policy_guard),
-            kind,
-            &records,
-            &opts,
-        ),
-        Some(grm) => {
-            let grm_guard = grm.lock();
-            run(
-                &policy_guard,
-                TokenJudge::Grm(&grm_guard),
-                kind,
-                &records,
-                &opts,
-            )
-        }
-    }
-    .map_err(|e| format!("token_rewards: {e}"))?;
+    // The policy as its own GRM (the same handle twice) must not be locked twice.
+    let grm_guard = grm
+        .as_ref()
+        .filter(|g| !policy.same_as(g))
+        .map(|g| g.lock());
+    let judge = match (&grm, &grm_guard) {
+        (None, _) => TokenJudge::TeacherEdit,
+        (Some(_), Some(grm)) => TokenJudge::Grm(grm),
+        (Some(_), None) => TokenJudge::Grm(&policy_guard),
+    };
+    let rewards = run(&policy_guard, judge, kind, &records, &opts)
+        .map_err(|e| format!("token_rewards: {e}"))?;
     out.write("token_rewards", &rewards)
 }

@@ -48,6 +48,26 @@ fn batch_map(b: &TokenBatch) -> Map {
     m
 }
 
+/// A scalar tensor from an objective's result (`what` names the part in errors): a
+/// one-element tensor, or a number.
+fn scalar(v: &Dynamic, what: &str) -> Result<tch::Tensor, String> {
+    if let Some(t) = v.read_lock::<TensorHandle>() {
+        let t = t.get();
+        return if t.numel() == 1 {
+            Ok(t.reshape([] as [i64; 0]))
+        } else {
+            Err(format!(
+                "{what} must be a scalar tensor, got shape {:?}",
+                t.size()
+            ))
+        };
+    }
+    v.as_float()
+        .or_else(|_| v.as_int().map(|i| i as f64))
+        .map(tch::Tensor::from)
+        .map_err(|_| format!("{what} must be a Tensor, got {}", v.type_name()))
+}
+
 /// A script closure as the objective: called with the batch map, it returns a scalar
 /// tensor or a map `#{loss: tensor, <part>: tensor or number, ...}`.
 struct ScriptObjective<'a> {
@@ -61,23 +81,6 @@ impl Objective for ScriptObjective<'_> {
             .function
             .call_within_context(self.context, (batch_map(batch),))
             .map_err(|e| e.to_string())?;
-        let scalar = |v: &Dynamic, what: &str| -> Result<tch::Tensor, String> {
-            if let Some(t) = v.read_lock::<TensorHandle>() {
-                let t = t.get();
-                return if t.numel() == 1 {
-                    Ok(t.reshape([] as [i64; 0]))
-                } else {
-                    Err(format!(
-                        "{what} must be a scalar tensor, got shape {:?}",
-                        t.size()
-                    ))
-                };
-            }
-            v.as_float()
-                .or_else(|_| v.as_int().map(|i| i as f64))
-                .map(tch::Tensor::from)
-                .map_err(|_| format!("{what} must be a Tensor, got {}", v.type_name()))
-        };
         if let Some(map) = out.read_lock::<Map>() {
             let total = map
                 .get("loss")

@@ -47,10 +47,30 @@ pub fn apply<T: Serialize + DeserializeOwned>(
             .iter()
             .find_map(|(name, value)| {
                 let alone = Map::from_iter([(name.clone(), value.clone())]);
-                read(&alone).err().map(|e| format!("option `{name}`: {e}"))
+                read(&alone)
+                    .err()
+                    .map(|e| format!("option `{name}`: {}", plain(&e.to_string())))
             })
             .unwrap_or_else(|| e.to_string())
     })
+}
+
+/// serde's message with the Rust type it expected as a script author says it.
+fn plain(message: &str) -> String {
+    const SAID: [(&str, &str); 5] = [
+        ("expected f64", "expected a number"),
+        ("expected usize", "expected a non-negative integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected i64", "expected an integer"),
+    ];
+    SAID.iter()
+        .find_map(|(rust, script)| {
+            message
+                .strip_suffix(rust)
+                .map(|head| format!("{head}{script}"))
+        })
+        .unwrap_or_else(|| message.to_string())
 }
 
 /// Serde for a type that scripts name by a string: written with its `Display`, read with its
@@ -144,14 +164,14 @@ mod tests {
     #[test]
     fn a_value_that_does_not_fit_names_its_option_even_when_flattened() {
         let e = apply(&Outer::default(), given(json!({"lr": 1, "steps": -1}))).unwrap_err();
-        assert!(
-            e.starts_with("option `steps`: invalid value: integer `-1`"),
-            "{e}"
+        assert_eq!(
+            e,
+            "option `steps`: invalid value: integer `-1`, expected a non-negative integer"
         );
         let e = apply(&Outer::default(), given(json!({"steps": 1, "beta": "x"}))).unwrap_err();
-        assert!(
-            e.starts_with("option `beta`: invalid type: string \"x\""),
-            "{e}"
+        assert_eq!(
+            e,
+            "option `beta`: invalid type: string \"x\", expected a number"
         );
     }
 

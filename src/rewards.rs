@@ -267,3 +267,27 @@ pub fn token_rewards(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_problem_zero_keeps_all_and_clip_ranges_are_ordered() {
+        let mut o = serde_json::to_value(RewardOptions::paper(TaskKind::Qa)).unwrap();
+        assert_eq!(o["per_problem"], 2);
+        o["per_problem"] = 0.into();
+        let read: RewardOptions = serde_json::from_value(o).unwrap();
+        assert_eq!(read.correct_per_problem, None);
+        assert!(read.validate().is_ok());
+        let flipped = RewardOptions {
+            clip_wrong: (0.0, -0.1),
+            ..read
+        };
+        let e = flipped.validate().unwrap_err();
+        assert_eq!(
+            e,
+            "clip_wrong must be a range [lo, hi] with lo <= hi, got [0, -0.1]"
+        );
+    }
+}

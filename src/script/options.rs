@@ -9,6 +9,8 @@ use rhai::{Dynamic, EvalAltResult, Map};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::overrides::edit_distance;
+
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
 pub struct Options<'a> {
@@ -53,13 +55,23 @@ impl<'a> Options<'a> {
         crate::options::apply(&defaults, given).map_err(|e| format!("{}: {e}", self.what).into())
     }
 
-    /// Every key given must have been read.
+    /// Every key given must have been read; an unknown one gets a "did you mean" hint.
     pub fn finish(self) -> Res<()> {
-        let unknown: Vec<&str> = self
+        let hint = |key: &str| {
+            self.known
+                .iter()
+                .map(|k| (edit_distance(k, key), k))
+                .min()
+                .filter(|(d, _)| *d <= 2)
+                .map_or(key.to_string(), |(_, k)| {
+                    format!("{key} (did you mean `{k}`?)")
+                })
+        };
+        let unknown: Vec<String> = self
             .map
             .keys()
-            .map(|k| k.as_str())
-            .filter(|k| !self.known.contains(*k))
+            .filter(|k| !self.known.contains(k.as_str()))
+            .map(|k| hint(k))
             .collect();
         if unknown.is_empty() {
             return Ok(());
@@ -124,7 +136,8 @@ mod tests {
         let e = o.finish().unwrap_err().to_string();
         assert!(
             e.contains(
-                "token_rewards: unknown option(s) dtyp; known: device, dtype, objective, pack"
+                "token_rewards: unknown option(s) dtyp (did you mean `dtype`?); \
+                 known: device, dtype, objective, pack"
             ),
             "{e}"
         );

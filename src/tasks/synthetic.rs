@@ -267,4 +267,23 @@ mod tests {
             assert!(p.solution.lines().take(5).all(|l| l.contains(" + ")));
         }
     }
+
+    #[test]
+    fn options_name_their_ops_and_an_empty_list_is_an_error() {
+        let o: SyntheticOptions =
+            serde_json::from_value(serde_json::json!({"n_train": 3, "ops": ["+", "*"]})).unwrap();
+        assert_eq!((o.n_train, o.n_test), (3, 200));
+        assert_eq!(o.difficulty.ops, [Op::Add, Op::Mul]);
+        assert!(o.difficulty.validate().is_ok());
+        let e = serde_json::from_value::<SyntheticOptions>(serde_json::json!({"ops": ["/"]}));
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "unknown operation `/`: expected +, - or *"
+        );
+        let none = Difficulty {
+            ops: vec![],
+            ..Difficulty::default()
+        };
+        assert!(none.validate().unwrap_err().contains("`ops` is empty"));
+    }
 }

@@ -149,3 +149,23 @@ impl TrainOptions {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_read_by_the_names_scripts_give_them() {
+        let o: TrainOptions = serde_json::from_value(json!({
+            "adam_beta2": 0.95, "clip_eps": 0.2, "schedule": "linear", "lora": {"r": 0}
+        }))
+        .unwrap();
+        assert_eq!(
+            (o.adamw.beta2, o.rlmec.clip_eps, o.schedule, o.lora),
+            (0.95, 0.2, Schedule::Linear, None)
+        );
+        assert_eq!(o.epochs, TrainOptions::default().epochs);
+        let e = serde_json::from_value::<TrainOptions>(json!({"lrr": 1})).unwrap_err();
+        assert_eq!(e.to_string(), "unknown field `lrr`");
+    }
+}

@@ -14,6 +14,7 @@
 //!   insertions, then deletions) and flags exactly the inserted and substituted tokens of
 //!   `b`, including those before the first token of `a`.
 
+use std::fmt;
 use std::str::FromStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +36,17 @@ impl FromStr for Mode {
         }
     }
 }
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Paper => "paper",
+            Self::Optimal => "optimal",
+        })
+    }
+}
+
+crate::serde_by_name!(Mode);
 
 /// The move a cell was filled with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

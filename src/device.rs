@@ -43,6 +43,8 @@ impl fmt::Display for DeviceSpec {
     }
 }
 
+crate::serde_by_name!(DeviceSpec);
+
 /// Asking for a GPU that this build or machine cannot reach.
 #[derive(Debug, thiserror::Error)]
 #[error(

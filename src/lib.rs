@@ -13,6 +13,7 @@ pub mod gguf;
 pub mod heap;
 pub mod logging;
 pub mod model;
+pub mod options;
 pub mod progress;
 pub mod report;
 pub mod rewards;

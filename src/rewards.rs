@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashSet};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::align::{Mode, align};
@@ -34,13 +35,17 @@ use crate::tasks::{Fidelity, TaskKind};
 use crate::teacher::minimum_edit::EditRecord;
 use crate::teacher::prompts::grm_rewrite;
 
-#[derive(Debug, Clone)]
+/// Step 6's settings (`token_rewards`' options). They have no `Default`: how many correct
+/// predictions a problem keeps depends on the task ([`RewardOptions::paper`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RewardOptions {
     pub fidelity: Fidelity,
     pub alignment: Mode,
     /// Prompt + sequence + EOS + 1 must not exceed this.
     pub max_len: usize,
-    /// Correct predictions kept per problem (QA); `None` keeps all.
+    /// Correct predictions kept per problem (QA); `None` keeps all (`per_problem: 0`).
+    #[serde(rename = "per_problem", with = "zero_is_all")]
     pub correct_per_problem: Option<usize>,
     pub seed: u64,
     pub batch_size: usize,
@@ -63,6 +68,33 @@ impl RewardOptions {
             clip_correct: (0.0, 0.5),
             clip_wrong: (-0.1, 0.0),
         }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, (lo, hi)) in [
+            ("clip_correct", self.clip_correct),
+            ("clip_wrong", self.clip_wrong),
+        ] {
+            if lo > hi {
+                return Err(format!(
+                    "{name} must be a range [lo, hi] with lo <= hi, got [{lo}, {hi}]"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `per_problem` as scripts write it: a count, 0 for all.
+mod zero_is_all {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(cap: &Option<usize>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(cap.unwrap_or(0) as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        usize::deserialize(d).map(|n| (n > 0).then_some(n))
     }
 }
 
@@ -100,6 +132,7 @@ pub fn token_rewards(
     records: &[EditRecord],
     opts: &RewardOptions,
 ) -> Result<Vec<Value>, GenerateError> {
+    opts.validate().map_err(GenerateError::Invalid)?;
     let eos =
         *policy.special.eos.first().ok_or_else(|| {
             GenerateError::Invalid("the policy has no end-of-sequence token".into())
@@ -233,4 +266,28 @@ pub fn token_rewards(
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_problem_zero_keeps_all_and_clip_ranges_are_ordered() {
+        let mut o = serde_json::to_value(RewardOptions::paper(TaskKind::Qa)).unwrap();
+        assert_eq!(o["per_problem"], 2);
+        o["per_problem"] = 0.into();
+        let read: RewardOptions = serde_json::from_value(o).unwrap();
+        assert_eq!(read.correct_per_problem, None);
+        assert!(read.validate().is_ok());
+        let flipped = RewardOptions {
+            clip_wrong: (0.0, -0.1),
+            ..read
+        };
+        let e = flipped.validate().unwrap_err();
+        assert_eq!(
+            e,
+            "clip_wrong must be a range [lo, hi] with lo <= hi, got [0, -0.1]"
+        );
+    }
 }

@@ -41,8 +41,11 @@ pub struct Request {
     pub max_new_tokens: usize,
 }
 
-#[derive(Debug, Clone)]
+/// How to decode (`generate`'s options besides the budget).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GenerateOptions {
+    #[serde(flatten)]
     pub sampling: SamplingParams,
     /// EOS is not allowed before this many new tokens.
     pub min_new_tokens: usize,
@@ -60,6 +63,21 @@ impl Default for GenerateOptions {
             stop: Vec::new(),
             seed: 0,
             batch_size: 16,
+        }
+    }
+}
+
+/// The new tokens a prompt may get when it does not say (`max_new_tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Budget {
+    pub max_new_tokens: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 512,
         }
     }
 }

@@ -7,7 +7,8 @@ use rand_chacha::ChaCha8Rng;
 use tch::{Kind, Tensor};
 
 /// How to pick tokens.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SamplingParams {
     /// 0 = greedy.
     pub temperature: f64,
@@ -15,6 +16,12 @@ pub struct SamplingParams {
     pub top_p: f64,
     /// 0 = off.
     pub top_k: i64,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self::greedy()
+    }
 }
 
 impl SamplingParams {

@@ -19,6 +19,19 @@ fn head_chunk_rows(vocab: i64) -> i64 {
     (HEAD_CHUNK_BYTES / (vocab * 4)).max(16)
 }
 
+/// `score_batch`'s options: the pairs scored together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoreOptions {
+    pub batch_size: usize,
+}
+
+impl Default for ScoreOptions {
+    fn default() -> Self {
+        Self { batch_size: 8 }
+    }
+}
+
 /// For each (prompt, continuation), `log p(continuation[t] | prompt, continuation[..t])`.
 pub fn score(
     model: &Model,

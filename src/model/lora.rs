@@ -28,20 +28,17 @@ pub const TARGETS: [&str; 7] = [
 
 /// What an adapter looks like: `m.train(records, #{lora: #{r, alpha, dropout, targets}})`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LoraConfig {
     /// Rank of the update.
-    #[serde(default = "default_r")]
     pub r: usize,
     /// The update is scaled by `alpha / r`.
-    #[serde(default = "default_alpha")]
     pub alpha: f64,
     /// Dropout on the adapters' input while training.
-    #[serde(default)]
     pub dropout: f64,
     /// Module names the adapters sit beside (a subset of [`TARGETS`]), kept in [`TARGETS`]'
     /// order without repeats, so that two configs naming the same modules are equal.
-    #[serde(default = "default_targets", deserialize_with = "deserialize_targets")]
+    #[serde(deserialize_with = "deserialize_targets")]
     pub targets: Vec<String>,
 }
 
@@ -57,26 +54,14 @@ pub fn canonical_targets(mut targets: Vec<String>) -> Vec<String> {
     targets
 }
 
-fn default_r() -> usize {
-    16
-}
-
-fn default_alpha() -> f64 {
-    32.0
-}
-
-fn default_targets() -> Vec<String> {
-    TARGETS.iter().map(|t| t.to_string()).collect()
-}
-
 impl Default for LoraConfig {
     /// r 16, alpha 32, no dropout, every projection of attention and MLP.
     fn default() -> Self {
         Self {
-            r: default_r(),
-            alpha: default_alpha(),
+            r: 16,
+            alpha: 32.0,
             dropout: 0.0,
-            targets: default_targets(),
+            targets: TARGETS.iter().map(|t| t.to_string()).collect(),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod safetensors_writer;
 pub mod scratch;
 pub mod weights;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -125,8 +126,20 @@ impl FromStr for Dtype {
     }
 }
 
-/// How to load: precision and device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+        })
+    }
+}
+
+crate::serde_by_name!(Dtype);
+
+/// How to load: precision and device (`model_load`'s options `dtype`, `device`, `pack`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LoadOptions {
     pub dtype: Dtype,
     pub device: DeviceSpec,

@@ -13,7 +13,8 @@ pub const ORIGIN: &str = "<model_new>";
 
 /// The shape of a new llama, by its Hugging Face `config.json` names, and the seed of its
 /// initial parameters. The defaults make a tiny model (about 3.3M parameters).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScratchConfig {
     /// The most tokens the tokenizer may have (EOS and the 256 bytes included); the model
     /// gets the tokenizer's real size, smaller when the texts allow fewer merges.

@@ -4,8 +4,8 @@
 use rhai::{Engine, Module};
 
 use super::{
-    ScriptContext, align, config, io, model, progress, resolver, rewards, run, tasks, teacher,
-    tensor, torch, train,
+    ScriptContext, align, config, generate, io, model, progress, resolver, rewards, run, tasks,
+    teacher, tensor, torch, train,
 };
 use crate::logging::PRINT_TARGET;
 
@@ -24,6 +24,7 @@ pub const DOMAINS: &[Domain] = &[
     progress::DOMAIN,
     torch::DOMAIN,
     model::DOMAIN,
+    generate::DOMAIN,
     tensor::DOMAIN,
     train::DOMAIN,
     align::DOMAIN,

@@ -46,17 +46,32 @@ pub fn to_array(
         .collect()
 }
 
-/// A stage's records written to `path` as JSONL, atomically; nothing when `path` is empty.
-pub fn write_records(
-    what: &str,
-    path: &str,
-    records: &[serde_json::Value],
-) -> Result<(), Box<EvalAltResult>> {
-    if path.is_empty() {
-        return Ok(());
+/// The option `out` of the natives that make a stage's records: a JSONL file to write them
+/// to as well; none when empty.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordsOut {
+    out: String,
+}
+
+impl RecordsOut {
+    /// Write `records` (anything serialisable, one a line) atomically, then return them as
+    /// a script array (`what` names the native in errors).
+    pub fn write<T: serde::Serialize>(
+        &self,
+        what: &str,
+        records: &[T],
+    ) -> Result<rhai::Array, Box<EvalAltResult>> {
+        let json: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| serde_json::to_value(r).map_err(|e| format!("{what}: {e}")))
+            .collect::<Result<_, _>>()?;
+        if !self.out.is_empty() {
+            crate::files::write_jsonl(std::path::Path::new(&self.out), &json)
+                .map_err(|e| format!("{what}: {e}"))?;
+        }
+        to_array(what, &json)
     }
-    crate::files::write_jsonl(std::path::Path::new(path), records)
-        .map_err(|e| format!("{what}: {e}").into())
 }
 
 /// Reading and writing JSON and JSONL files. Writes are atomic (temp file, then rename),

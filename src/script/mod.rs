@@ -2,22 +2,28 @@
 //! behind `import`, and the three things the CLI does with a script — run it, check it
 //! without running it, and document the API it can call.
 //!
-//! Each domain registers its natives from its own file (`config.rs`, `io.rs`, ...) as an
+//! The runtime is `engine.rs`, `runner.rs`, `check.rs`, `api.rs`, `resolver.rs`,
+//! `stdlib.rs`, `context.rs`, `overrides.rs` (`--set`) and `errors.rs` (script errors with
+//! their location and call stack). Every other file is an adapter: a domain's natives as an
 //! `#[export_module]` plugin module, so the `///` comment of a native function *is* its API
-//! documentation (`rlmec api`, `docs/api.md`).
+//! documentation (`rlmec api`, `docs/api.md`). An adapter converts script values to the
+//! domain's types and back — options maps through serde (`options.rs`, read into the option
+//! structs of `crate::model`, `crate::train`, ...), closures, tensors and model handles by
+//! hand — and calls the domain, where the logic and its tests live.
 
 pub mod api;
 pub mod check;
 pub mod context;
 pub mod engine;
+pub mod errors;
 pub mod overrides;
-pub mod report;
 pub mod resolver;
 pub mod runner;
 pub mod stdlib;
 
 mod align;
 mod config;
+mod generate;
 pub(crate) mod io;
 pub mod model;
 mod options;

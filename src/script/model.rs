@@ -1,5 +1,7 @@
-//! Model natives: load or make from scratch, tokenize, generate, score, save.
+//! Model natives: load or make from scratch, tokenize, save, LoRA adapters; the handle that
+//! the other domains' natives (generate, train, teacher, rewards) take a model by.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rhai::Array;
@@ -36,6 +38,13 @@ impl ModelHandle {
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
+/// `model_load`'s `adapter`: a PEFT LoRA adapter folder to attach.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct AdapterOption {
+    adapter: Option<PathBuf>,
+}
+
 /// Token ids from a script array, naming the offending element.
 fn ids_of(what: &str, arr: &Array) -> Res<Vec<i64>> {
     arr.iter()
@@ -53,7 +62,7 @@ fn ids_of(what: &str, arr: &Array) -> Res<Vec<i64>> {
 }
 
 /// Text (encoded) or token ids.
-fn tokens_of(model: &Model, what: &str, value: &Dynamic) -> Res<Vec<i64>> {
+pub(super) fn tokens_of(model: &Model, what: &str, value: &Dynamic) -> Res<Vec<i64>> {
     if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
         return model
             .tokenizer
@@ -70,50 +79,27 @@ fn tokens_of(model: &Model, what: &str, value: &Dynamic) -> Res<Vec<i64>> {
     }
 }
 
-/// `dtype` ("f32"), `device` ("cpu") and `pack` (true) of a model's options, as
-/// `model_load` and `model_new` take them.
-pub(super) fn load_options(o: &mut super::options::Options) -> Res<crate::model::LoadOptions> {
-    let dtype: crate::model::Dtype = o
-        .string("dtype", "f32")?
-        .parse()
-        .map_err(|e: String| format!("option `dtype`: {e}"))?;
-    let device = o
-        .string("device", "cpu")?
-        .parse()
-        .map_err(|e: crate::device::UnknownDevice| format!("option `device`: {e}"))?;
-    let pack = o.bool("pack", true)?;
-    Ok(crate::model::LoadOptions {
-        dtype,
-        device,
-        pack,
-    })
-}
-
-fn int_array<T: Copy + Into<Dynamic>>(values: &[T]) -> Array {
+pub(super) fn int_array<T: Copy + Into<Dynamic>>(values: &[T]) -> Array {
     values.iter().map(|&v| v.into()).collect()
 }
 
 /// Log-probabilities as a script array of floats.
-fn float_array(values: &[f32]) -> Array {
+pub(super) fn float_array(values: &[f32]) -> Array {
     values
         .iter()
         .map(|&x| Dynamic::from_float(f64::from(x)))
         .collect()
 }
 
-/// Language models: load a GGUF file or a Hugging Face directory, tokenize, generate with
-/// a KV cache, score continuations, save in Hugging Face layout.
+/// Language models: load a GGUF file or a Hugging Face directory, or make one from scratch;
+/// tokenize, attach and merge LoRA adapters, save in Hugging Face layout.
 #[export_module]
 pub mod model_api {
     use std::path::Path;
 
-    use super::{ModelHandle, Res, float_array, ids_of, int_array, tokens_of};
-    use crate::generate::sampler::SamplingParams;
-    use crate::generate::{
-        GenerateOptions, Request, generate as run_generate, score::score as run_score,
-    };
-    use crate::model::Model as NativeModel;
+    use super::{AdapterOption, ModelHandle, ids_of, int_array};
     use crate::model::scratch::{ScratchConfig, from_texts};
+    use crate::model::{LoadOptions, Model as NativeModel};
     use crate::script::options::Options;
 
     /// A loaded language model (`model_load`).
@@ -147,14 +133,12 @@ pub mod model_api {
     #[rhai_fn(name = "model_load", return_raw)]
     pub fn model_load_with(path: &str, options: rhai::Map) -> Result<Model, Box<EvalAltResult>> {
         let mut o = Options::new("model_load", options);
-        let load = super::load_options(&mut o)?;
-        let adapter = o.serde::<String>("adapter")?;
+        let load: LoadOptions = o.parse()?;
+        let adapter: AdapterOption = o.parse()?;
         o.finish()?;
         let mut model = NativeModel::load(Path::new(path), load).map_err(|e| e.to_string())?;
-        if let Some(dir) = adapter {
-            model
-                .load_adapter(Path::new(&dir))
-                .map_err(|e| e.to_string())?;
+        if let Some(dir) = adapter.adapter {
+            model.load_adapter(&dir).map_err(|e| e.to_string())?;
         }
         Ok(ModelHandle::new(model))
     }
@@ -179,24 +163,9 @@ pub mod model_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn model_new(config: rhai::Map, texts: rhai::Array) -> Result<Model, Box<EvalAltResult>> {
-        let defaults = ScratchConfig::default();
         let mut o = Options::new("model_new", config);
-        let cfg = ScratchConfig {
-            vocab_size: o.count("vocab_size", defaults.vocab_size)?,
-            hidden_size: o.count("hidden_size", defaults.hidden_size)?,
-            intermediate_size: o.count("intermediate_size", defaults.intermediate_size)?,
-            num_hidden_layers: o.count("num_hidden_layers", defaults.num_hidden_layers)?,
-            num_attention_heads: o.count("num_attention_heads", defaults.num_attention_heads)?,
-            num_key_value_heads: o.optional_count("num_key_value_heads")?,
-            max_position_embeddings: o
-                .count("max_position_embeddings", defaults.max_position_embeddings)?,
-            rope_theta: o.float("rope_theta", defaults.rope_theta)?,
-            tie_word_embeddings: o.bool("tie_word_embeddings", defaults.tie_word_embeddings)?,
-            rms_norm_eps: o.float("rms_norm_eps", defaults.rms_norm_eps)?,
-            initializer_range: o.float("initializer_range", defaults.initializer_range)?,
-            seed: o.int("seed", defaults.seed)?,
-        };
-        let load = super::load_options(&mut o)?;
+        let cfg: ScratchConfig = o.parse()?;
+        let load: LoadOptions = o.parse()?;
         o.finish()?;
         let texts = texts
             .into_iter()
@@ -242,158 +211,6 @@ pub mod model_api {
             .tokenizer
             .decode(&ids)
             .map_err(|e| e.to_string().into())
-    }
-
-    /// Generate a continuation of each prompt, greedily with the default options.
-    ///
-    /// ```rhai
-    /// let m = model_load("tests/fixtures/model/tiny-llama");
-    /// print(m.generate(["Question: what is"])[0].text);
-    /// ```
-    #[rhai_fn(name = "generate", pure, return_raw)]
-    pub fn generate_default(
-        model: &mut Model,
-        prompts: rhai::Array,
-    ) -> Result<rhai::Array, Box<EvalAltResult>> {
-        generate(model, prompts, rhai::Map::new())
-    }
-
-    /// Generate a continuation of each prompt, batched with a KV cache. A prompt is a string,
-    /// an array of token ids, or `#{prompt, max_new_tokens}` for its own budget.
-    ///
-    /// Options: `max_new_tokens` (512), `min_new_tokens` (0), `temperature` (0 = greedy),
-    /// `top_p` (1.0), `top_k` (0 = off), `seed` (0; each prompt has its own stream, so a
-    /// prompt samples the same tokens in any batch), `stop` (strings; the text is cut
-    /// before the first), `batch_size` (16).
-    ///
-    /// Each result is `#{text, ids, logprobs, finish}`: `ids`/`logprobs` cover every
-    /// generated token (the model's own log-probabilities, temperature 1), `text` leaves
-    /// out the EOS and everything from the first stop string, `finish` is `"eos"`, `"stop"`
-    /// or `"length"`.
-    ///
-    /// ```rhai
-    /// let m = model_load("tests/fixtures/model/tiny-llama");
-    /// let outs = m.generate(["The answer", #{prompt: "Options:", max_new_tokens: 4}],
-    ///                       #{max_new_tokens: 8, temperature: 0.7, top_p: 0.95, seed: 1, stop: ["\n"]});
-    /// for o in outs { print(`${o.finish}: ${o.text}`); }
-    /// ```
-    #[rhai_fn(pure, return_raw)]
-    pub fn generate(
-        model: &mut Model,
-        prompts: rhai::Array,
-        options: rhai::Map,
-    ) -> Result<rhai::Array, Box<EvalAltResult>> {
-        let mut o = Options::new("generate", options);
-        let max_new_tokens = o.count("max_new_tokens", 512)?;
-        let opts = GenerateOptions {
-            sampling: SamplingParams {
-                temperature: o.float("temperature", 0.0)?,
-                top_p: o.float("top_p", 1.0)?,
-                top_k: o.int("top_k", 0)?,
-            },
-            min_new_tokens: o.count("min_new_tokens", 0)?,
-            stop: o.strings("stop")?,
-            seed: o.int("seed", 0)? as u64,
-            batch_size: o.count("batch_size", 16)?,
-        };
-        o.finish()?;
-        let model = model.lock();
-        let requests = prompts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let what = format!("generate: prompt {i}");
-                match p.read_lock::<rhai::Map>() {
-                    Some(m) => {
-                        let mut po = Options::new(&what, m.clone());
-                        let prompt = po.take_dynamic("prompt");
-                        let max = po.count("max_new_tokens", max_new_tokens)?;
-                        po.finish()?;
-                        let prompt = prompt.ok_or_else(|| format!("{what}: missing `prompt`"))?;
-                        Ok(Request {
-                            prompt: tokens_of(&model, &what, &prompt)?,
-                            max_new_tokens: max,
-                        })
-                    }
-                    None => Ok(Request {
-                        prompt: tokens_of(&model, &what, p)?,
-                        max_new_tokens,
-                    }),
-                }
-            })
-            .collect::<Res<Vec<_>>>()?;
-        let outs = run_generate(&model, &requests, &opts).map_err(|e| format!("generate: {e}"))?;
-        Ok(outs
-            .into_iter()
-            .map(|g| {
-                let mut m = rhai::Map::new();
-                m.insert("text".into(), g.text.into());
-                m.insert("ids".into(), int_array(&g.ids).into());
-                m.insert("logprobs".into(), float_array(&g.logprobs).into());
-                m.insert("finish".into(), g.finish.as_str().into());
-                m.into()
-            })
-            .collect())
-    }
-
-    /// Log-probability of each `continuation` token after `prompt` (each a string or an
-    /// array of token ids; tokenised apart, as RLMEC does).
-    ///
-    /// ```rhai
-    /// let m = model_load("tests/fixtures/model/tiny-llama");
-    /// let lp = m.score("The answer is", " yes");
-    /// print(lp);
-    /// ```
-    #[rhai_fn(pure, return_raw)]
-    pub fn score(
-        model: &mut Model,
-        prompt: Dynamic,
-        continuation: Dynamic,
-    ) -> Result<rhai::Array, Box<EvalAltResult>> {
-        let out = score_batch(model, vec![prompt], vec![continuation], rhai::Map::new())?;
-        Ok(out[0].clone().into_array()?)
-    }
-
-    /// `score` for many pairs at once, batched: `prompts[i]` with `continuations[i]`.
-    /// Options: `batch_size` (8).
-    ///
-    /// ```rhai
-    /// let m = model_load("tests/fixtures/model/tiny-llama");
-    /// let all = m.score_batch(["Q: a", "Q: b"], [" yes", [3, 4, 5]], #{batch_size: 2});
-    /// print(all[1].len());
-    /// ```
-    #[rhai_fn(pure, return_raw)]
-    pub fn score_batch(
-        model: &mut Model,
-        prompts: rhai::Array,
-        continuations: rhai::Array,
-        options: rhai::Map,
-    ) -> Result<rhai::Array, Box<EvalAltResult>> {
-        if prompts.len() != continuations.len() {
-            return Err(format!(
-                "score_batch: {} prompts but {} continuations",
-                prompts.len(),
-                continuations.len()
-            )
-            .into());
-        }
-        let mut o = Options::new("score_batch", options);
-        let batch_size = o.count("batch_size", 8)?;
-        o.finish()?;
-        let model = model.lock();
-        let pairs = prompts
-            .iter()
-            .zip(&continuations)
-            .enumerate()
-            .map(|(i, (p, c))| {
-                Ok((
-                    tokens_of(&model, &format!("score: prompt {i}"), p)?,
-                    tokens_of(&model, &format!("score: continuation {i}"), c)?,
-                ))
-            })
-            .collect::<Res<Vec<_>>>()?;
-        let out = run_score(&model, &pairs, batch_size).map_err(|e| format!("score: {e}"))?;
-        Ok(out.into_iter().map(|lp| float_array(&lp).into()).collect())
     }
 
     /// Save in Hugging Face layout (`config.json`, `model.safetensors`, `tokenizer.json`,

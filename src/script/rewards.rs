@@ -3,6 +3,7 @@
 use rhai::plugin::*;
 
 use super::engine::Domain;
+use super::model::ModelHandle;
 
 pub const DOMAIN: Domain = Domain {
     name: "rewards",
@@ -15,8 +16,7 @@ pub const DOMAIN: Domain = Domain {
 /// policy, imitation weights from the minimum-edit alignment.
 #[export_module]
 pub mod rewards_api {
-    use super::rewards_with;
-    use crate::script::model::ModelHandle;
+    use super::{ModelHandle, rewards_with};
 
     /// The RLMEC training records `{input, output, regular, reward, ref_prob,
     /// weight_regular}` for `records` (steps 2/5: `{question, solution, prediction,
@@ -80,66 +80,37 @@ pub mod rewards_api {
 
 /// Step 6 with the GRM's keep-probabilities (`Some`) or the records' own edits (`None`).
 fn rewards_with(
-    policy: crate::script::model::ModelHandle,
-    grm: Option<crate::script::model::ModelHandle>,
+    policy: ModelHandle,
+    grm: Option<ModelHandle>,
     kind: &str,
     records: rhai::Array,
     options: rhai::Map,
 ) -> Result<rhai::Array, Box<EvalAltResult>> {
     use crate::rewards::{RewardOptions, TokenJudge, token_rewards as run};
+    use crate::script::io::{RecordsOut, from_array};
     use crate::script::options::Options;
     use crate::tasks::TaskKind;
     use crate::teacher::minimum_edit::EditRecord;
     let kind: TaskKind = kind
         .parse()
         .map_err(|e: String| format!("token_rewards: {e}"))?;
-    let d = RewardOptions::paper(kind);
     let mut o = Options::new("token_rewards", options);
-    let err = |e: String| format!("token_rewards: {e}");
-    let per_problem = o.count("per_problem", d.correct_per_problem.unwrap_or(0))?;
-    let opts = RewardOptions {
-        fidelity: o.string("fidelity", "corrected")?.parse().map_err(err)?,
-        alignment: o.string("alignment", "paper")?.parse().map_err(err)?,
-        max_len: o.count("max_len", d.max_len)?,
-        correct_per_problem: (per_problem > 0).then_some(per_problem),
-        seed: o.int("seed", 0)? as u64,
-        batch_size: o.count("batch_size", d.batch_size)?,
-        clip_correct: o.range("clip_correct", d.clip_correct)?,
-        clip_wrong: o.range("clip_wrong", d.clip_wrong)?,
-    };
-    let path = o.string("out", "")?;
+    let opts = o.parse_over(RewardOptions::paper(kind))?;
+    let out: RecordsOut = o.parse()?;
     o.finish()?;
-    let records: Vec<EditRecord> =
-        crate::script::io::from_array("token_rewards", "record", &records)?;
+    let records: Vec<EditRecord> = from_array("token_rewards", "record", &records)?;
     let policy_guard = policy.lock();
-    let out = match &grm {
-        None => run(
-            &policy_guard,
-            TokenJudge::TeacherEdit,
-            kind,
-            &records,
-            &opts,
-        ),
-        // The same handle twice (policy as its own GRM) must not lock twice.
-        Some(grm) if policy.same_as(grm) => run(
-            &policy_guard,
-            TokenJudge::Grm(&policy_guard),
-            kind,
-            &records,
-            &opts,
-        ),
-        Some(grm) => {
-            let grm_guard = grm.lock();
-            run(
-                &policy_guard,
-                TokenJudge::Grm(&grm_guard),
-                kind,
-                &records,
-                &opts,
-            )
-        }
-    }
-    .map_err(|e| format!("token_rewards: {e}"))?;
-    crate::script::io::write_records("token_rewards", &path, &out)?;
-    crate::script::io::to_array("token_rewards", &out)
+    // The policy as its own GRM (the same handle twice) must not be locked twice.
+    let grm_guard = grm
+        .as_ref()
+        .filter(|g| !policy.same_as(g))
+        .map(|g| g.lock());
+    let judge = match (&grm, &grm_guard) {
+        (None, _) => TokenJudge::TeacherEdit,
+        (Some(_), Some(grm)) => TokenJudge::Grm(grm),
+        (Some(_), None) => TokenJudge::Grm(&policy_guard),
+    };
+    let rewards = run(&policy_guard, judge, kind, &records, &opts)
+        .map_err(|e| format!("token_rewards: {e}"))?;
+    out.write("token_rewards", &rewards)
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::context::RunTarget;
+use super::errors::ScriptError;
 use super::overrides::Override;
-use super::report::ScriptError;
 use super::{ScriptContext, build_engine};
 
 #[derive(Debug, thiserror::Error)]

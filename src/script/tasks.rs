@@ -39,12 +39,15 @@ pub mod tasks_api {
     use std::path::Path;
 
     use super::{Res, parse, problems_array};
+    use crate::script::io::{RecordsOut, from_array};
+    use crate::script::model::ModelHandle;
     use crate::script::options::Options;
     use crate::tasks::answer::{self, accuracy as wilson};
     use crate::tasks::load::{FieldMap, load};
     use crate::tasks::prompt::policy_prompt as prompt_of;
-    use crate::tasks::synthetic::{Difficulty, Op, splits};
-    use crate::tasks::{Fidelity, TaskKind};
+    use crate::tasks::sample::{SampleOptions, sample as run_sample};
+    use crate::tasks::synthetic::{SyntheticOptions, splits};
+    use crate::tasks::{FidelityOption, Problem, TaskKind};
 
     /// Records of a dataset file as `{problem, solution, answer}`: JSONL (ECQA, OpenBookQA,
     /// your own; GSM8K's `{question, answer}` with `<<…>>` and `#### N` is normalised to a
@@ -70,12 +73,7 @@ pub mod tasks_api {
     #[rhai_fn(name = "task_load", return_raw)]
     pub fn task_load_with(path: &str, fields: rhai::Map) -> Res<rhai::Array> {
         let mut o = Options::new("task_load", fields);
-        let defaults = FieldMap::default();
-        let fields = FieldMap {
-            problem: o.string("problem", &defaults.problem)?,
-            solution: o.string("solution", &defaults.solution)?,
-            answer: o.string("answer", &defaults.answer)?,
-        };
+        let fields: FieldMap = o.parse()?;
         o.finish()?;
         let problems = load(Path::new(path), &fields).map_err(|e| format!("task_load: {e}"))?;
         Ok(problems_array(problems))
@@ -94,29 +92,12 @@ pub mod tasks_api {
     #[rhai_fn(return_raw)]
     pub fn task_synthetic(options: rhai::Map) -> Res<rhai::Map> {
         let mut o = Options::new("task_synthetic", options);
-        let d = Difficulty::default();
-        let n_train = o.count("n_train", 1000)?;
-        let n_test = o.count("n_test", 200)?;
-        let seed = o.int("seed", 0)? as u64;
-        let ops = o.strings("ops")?;
-        let difficulty = Difficulty {
-            min_steps: o.count("min_steps", d.min_steps)?,
-            max_steps: o.count("max_steps", d.max_steps)?,
-            max_operand: o.int("max_operand", d.max_operand)?,
-            ops: if ops.is_empty() {
-                d.ops
-            } else {
-                ops.iter()
-                    .map(|s| Op::parse(s))
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| format!("task_synthetic: {e}"))?
-            },
-        };
+        let opts: SyntheticOptions = o.parse()?;
         o.finish()?;
-        if difficulty.max_operand < 2 || difficulty.min_steps > difficulty.max_steps {
-            return Err("task_synthetic: need max_operand >= 2 and min_steps <= max_steps".into());
-        }
-        let (train, test) = splits(n_train, n_test, seed, &difficulty);
+        opts.difficulty
+            .validate()
+            .map_err(|e| format!("task_synthetic: {e}"))?;
+        let (train, test) = splits(opts.n_train, opts.n_test, opts.seed, &opts.difficulty);
         let mut m = rhai::Map::new();
         m.insert("train".into(), problems_array(train).into());
         m.insert("test".into(), problems_array(test).into());
@@ -131,20 +112,22 @@ pub mod tasks_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn policy_prompt(kind: &str, problem: &str) -> Res<String> {
-        policy_prompt_with(kind, problem, "corrected")
+        policy_prompt_with(kind, problem, rhai::Map::new())
     }
 
-    /// [`policy_prompt`] in a `fidelity`: `"paper"` keeps the public code's single newline
-    /// before `### Instruction:` in math prompts.
+    /// [`policy_prompt`] with `#{fidelity}`: `"paper"` keeps the public code's single
+    /// newline before `### Instruction:` in math prompts.
     ///
     /// ```rhai
-    /// let p = policy_prompt("math", "2 + 2?", "paper");
+    /// let p = policy_prompt("math", "2 + 2?", #{fidelity: "paper"});
     /// ```
     #[rhai_fn(name = "policy_prompt", return_raw)]
-    pub fn policy_prompt_with(kind: &str, problem: &str, fidelity: &str) -> Res<String> {
+    pub fn policy_prompt_with(kind: &str, problem: &str, options: rhai::Map) -> Res<String> {
         let kind: TaskKind = parse("policy_prompt", kind)?;
-        let fidelity: Fidelity = parse("policy_prompt", fidelity)?;
-        Ok(prompt_of(kind, problem, fidelity))
+        let mut o = Options::new("policy_prompt", options);
+        let opts: FidelityOption = o.parse()?;
+        o.finish()?;
+        Ok(prompt_of(kind, problem, opts.fidelity))
     }
 
     /// The text after the last `The answer is`, trimmed; `()` when there is none.
@@ -165,20 +148,27 @@ pub mod tasks_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn is_correct(kind: &str, prediction: &str, gold: &str) -> Res<bool> {
-        is_correct_with(kind, prediction, gold, "corrected")
+        is_correct_with(kind, prediction, gold, rhai::Map::new())
     }
 
-    /// [`is_correct`] in a `fidelity`: `"paper"` lower-cases only the prediction (QA) and
+    /// [`is_correct`] with `#{fidelity}`: `"paper"` lower-cases only the prediction (QA) and
     /// compares extracted number strings exactly (math), as the public code.
     ///
     /// ```rhai
-    /// print(is_correct("qa", "The answer is fridge", "Fridge", "paper"));   // false
+    /// print(is_correct("qa", "The answer is fridge", "Fridge", #{fidelity: "paper"}));   // false
     /// ```
     #[rhai_fn(name = "is_correct", return_raw)]
-    pub fn is_correct_with(kind: &str, prediction: &str, gold: &str, fidelity: &str) -> Res<bool> {
+    pub fn is_correct_with(
+        kind: &str,
+        prediction: &str,
+        gold: &str,
+        options: rhai::Map,
+    ) -> Res<bool> {
         let kind: TaskKind = parse("is_correct", kind)?;
-        let fidelity: Fidelity = parse("is_correct", fidelity)?;
-        Ok(answer::is_correct(kind, prediction, gold, fidelity))
+        let mut o = Options::new("is_correct", options);
+        let opts: FidelityOption = o.parse()?;
+        o.finish()?;
+        Ok(answer::is_correct(kind, prediction, gold, opts.fidelity))
     }
 
     /// Step 1: sample `n` solutions per problem from `m` with the policy prompt of `kind`,
@@ -197,40 +187,20 @@ pub mod tasks_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn sample(
-        model: &mut crate::script::model::ModelHandle,
+        model: &mut ModelHandle,
         kind: &str,
         problems: rhai::Array,
         options: rhai::Map,
     ) -> Res<rhai::Array> {
-        use crate::tasks::sample::{SampleOptions, sample as run_sample};
         let kind: TaskKind = parse("sample", kind)?;
         let mut o = Options::new("sample", options);
-        let d = SampleOptions::default();
-        let opts = SampleOptions {
-            n: o.count("n", d.n)?,
-            sampling: crate::generate::sampler::SamplingParams {
-                temperature: o.float("temperature", d.sampling.temperature)?,
-                top_p: o.float("top_p", d.sampling.top_p)?,
-                top_k: o.int("top_k", d.sampling.top_k)?,
-            },
-            max_new_tokens: o.count("max_new_tokens", d.max_new_tokens)?,
-            seed: o.int("seed", d.seed as i64)? as u64,
-            batch_size: o.count("batch_size", d.batch_size)?,
-            fidelity: parse("sample", &o.string("fidelity", "corrected")?)?,
-        };
-        let out = o.string("out", "")?;
+        let opts: SampleOptions = o.parse()?;
+        let out: RecordsOut = o.parse()?;
         o.finish()?;
-        let problems: Vec<crate::tasks::Problem> =
-            crate::script::io::from_array("sample", "problem", &problems)?;
-        let model = model.lock();
-        let records =
-            run_sample(&model, kind, &problems, &opts).map_err(|e| format!("sample: {e}"))?;
-        let json: Vec<serde_json::Value> = records
-            .iter()
-            .map(|r| serde_json::to_value(r).expect("records serialise"))
-            .collect();
-        crate::script::io::write_records("sample", &out, &json)?;
-        crate::script::io::to_array("sample", &json)
+        let problems: Vec<Problem> = from_array("sample", "problem", &problems)?;
+        let records = run_sample(&model.lock(), kind, &problems, &opts)
+            .map_err(|e| format!("sample: {e}"))?;
+        out.write("sample", &records)
     }
 
     /// Accuracy of an array of booleans with its 95% Wilson interval:

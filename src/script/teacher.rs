@@ -15,18 +15,14 @@ pub const DOMAIN: Domain = Domain {
 /// the gold rationale).
 #[export_module]
 pub mod teacher_api {
-    use std::path::Path;
-
+    use crate::script::io::{RecordsOut, from_array, to_array};
     use crate::script::model::ModelHandle;
     use crate::script::options::Options;
-    use crate::tasks::answer::extract_answer;
-    use crate::tasks::{Fidelity, TaskKind};
-    use crate::teacher::grm_data::grm_examples;
-    use crate::teacher::http::cache::Cache;
-    use crate::teacher::http::{HttpOptions, HttpTeacher};
-    use crate::teacher::minimum_edit::{EditRecord, Outcome, Sample, judge_all};
-    use crate::teacher::model::ModelTeacher;
-    use crate::teacher::{Case, Teacher, by_name};
+    use crate::tasks::TaskKind;
+    use crate::teacher::grm_data::{GrmDataOptions, grm_examples};
+    use crate::teacher::minimum_edit::{EditRecord, Sample};
+    use crate::teacher::spec::{judge_named, judge_with_model};
+    use crate::teacher::{TeacherOptions, TeacherSpec};
 
     /// Run the minimum-edit protocol with `teacher` — an offline teacher's name (`"arith"`,
     /// `"reference"`), a model (the trained GRM, step 5), `"model:<path>"`,
@@ -80,134 +76,28 @@ pub mod teacher_api {
         options: rhai::Map,
     ) -> Result<rhai::Array, Box<EvalAltResult>> {
         let mut o = Options::new("minimum_edit", options);
-        let fidelity: Fidelity = o
-            .string("fidelity", "corrected")?
-            .parse()
-            .map_err(|e: String| format!("minimum_edit: {e}"))?;
-        let out = o.string("out", "")?;
-        let max_new_tokens = o.optional_count("max_new_tokens")?;
-        let batch_size = o.count("batch_size", 16)?;
-        let cache_path = o.string(
-            "cache",
-            &std::env::var("RLMEC_TEACHER_CACHE")
-                .unwrap_or_else(|_| "runs/teacher-cache.jsonl".into()),
-        )?;
-        let concurrency = o.count("concurrency", 4)?;
-        let timeout_s = o.float("timeout_s", 120.0)?;
-        let retries = o.count("retries", 6)?;
-        let load = crate::script::model::load_options(&mut o)?;
+        let opts: TeacherOptions = o.parse()?;
+        let out: RecordsOut = o.parse()?;
         o.finish()?;
         let kind: TaskKind = kind
             .parse()
             .map_err(|e: String| format!("minimum_edit: {e}"))?;
-        let mut parsed = Vec::with_capacity(samples.len());
-        for (i, s) in samples.iter().enumerate() {
-            let map = s.read_lock::<rhai::Map>().ok_or_else(|| {
-                format!("minimum_edit: sample {i} is {}, not a map", s.type_name())
-            })?;
-            let field = |names: &[&str]| -> Option<String> {
-                names
-                    .iter()
-                    .find_map(|n| map.get(*n).and_then(|v| v.clone().into_string().ok()))
-            };
-            let need = |names: &[&str]| {
-                field(names).ok_or_else(|| {
-                    format!("minimum_edit: sample {i}: missing field `{}`", names[0])
-                })
-            };
-            let case = Case {
-                problem: need(&["problem", "question"])?,
-                solution: need(&["solution"])?,
-                prediction: need(&["prediction"])?,
-            };
-            let answer = field(&["answer"])
-                .or_else(|| extract_answer(&case.solution))
-                .ok_or_else(|| {
-                    format!(
-                        "minimum_edit: sample {i}: no `answer` and no answer line in `solution`"
-                    )
-                })?;
-            parsed.push(Sample { case, answer });
-        }
-        // A model (the trained GRM), a `model:<path>`, or an offline teacher's name.
-        let handle = match teacher.clone().try_cast::<ModelHandle>() {
-            Some(h) => h,
+        let samples: Vec<Sample> = from_array("minimum_edit", "sample", &samples)?;
+        let records = match teacher.clone().try_cast::<ModelHandle>() {
+            Some(model) => judge_with_model(&model.lock(), kind, &samples, &opts),
             None => {
-                let name = teacher.into_string().map_err(|t| {
-                    format!("minimum_edit: the teacher must be a name or a model, got {t}")
-                })?;
-                match name.strip_prefix("model:") {
-                    Some(path) => ModelHandle::new(
-                        crate::model::Model::load(Path::new(path), load)
-                            .map_err(|e| format!("minimum_edit: {e}"))?,
-                    ),
-                    None if name.starts_with("anthropic:") || name.starts_with("openai:") => {
-                        let cache = Cache::open(Path::new(&cache_path)).map_err(|e| {
-                            format!("minimum_edit: teacher cache {cache_path}: {e}")
-                        })?;
-                        let opts = HttpOptions {
-                            concurrency,
-                            timeout: std::time::Duration::from_secs_f64(timeout_s),
-                            retries: retries as u32,
-                            max_tokens: max_new_tokens.unwrap_or(350),
-                            ..HttpOptions::default()
-                        };
-                        let t = HttpTeacher::new(&name, kind, cache, opts)
-                            .map_err(|e| format!("minimum_edit: {e}"))?;
-                        return finish(judge_all(&t, kind, &parsed, fidelity), t.name(), &out);
-                    }
-                    None => {
-                        let t = by_name(&name).map_err(|e| format!("minimum_edit: {e}"))?;
-                        return finish(
-                            judge_all(t.as_ref(), kind, &parsed, fidelity),
-                            t.name(),
-                            &out,
-                        );
-                    }
-                }
-            }
-        };
-        let model = handle.lock();
-        let t = ModelTeacher {
-            model: &model,
-            max_new_tokens: max_new_tokens.unwrap_or(2048),
-            batch_size,
-            fidelity,
-        };
-        finish(judge_all(&t, kind, &parsed, fidelity), t.name(), &out)
-    }
-
-    /// Log, write and return the protocol's outcomes. (Teachers that take time show their
-    /// own progress: a model's generation bar, the HTTP requests' bar.)
-    fn finish(
-        outcomes: Result<Vec<Outcome>, crate::teacher::TeacherError>,
-        teacher: String,
-        out: &str,
-    ) -> Result<rhai::Array, Box<EvalAltResult>> {
-        let outcomes = outcomes.map_err(|e| format!("minimum_edit: {e}"))?;
-        let mut records = Vec::new();
-        let mut dropped = 0;
-        for (i, o) in outcomes.into_iter().enumerate() {
-            match o {
-                Outcome::Record(r) => records.push(r),
-                Outcome::Dropped { reply } => {
-                    dropped += 1;
-                    tracing::debug!(
-                        "minimum_edit: sample {i} dropped: the teacher named no usable step twice (last reply {reply:?})"
-                    );
-                }
+                let spec: TeacherSpec = teacher
+                    .into_string()
+                    .map_err(|t| {
+                        format!("minimum_edit: the teacher must be a name or a model, got {t}")
+                    })?
+                    .parse()
+                    .map_err(|e| format!("minimum_edit: {e}"))?;
+                judge_named(&spec, kind, &samples, &opts)
             }
         }
-        tracing::info!(
-            "minimum_edit ({teacher}): {} records, {dropped} dropped (no usable step named twice; -v lists them)",
-            records.len()
-        );
-        let json: Vec<serde_json::Value> = records
-            .iter()
-            .map(|r| serde_json::to_value(r).expect("records serialise"))
-            .collect();
-        crate::script::io::write_records("minimum_edit", out, &json)?;
-        crate::script::io::to_array("minimum_edit", &json)
+        .map_err(|e| format!("minimum_edit: {e}"))?;
+        out.write("minimum_edit", &records)
     }
 
     /// The teacher `spec` as a stage input: an offline teacher's name with its rule's
@@ -219,28 +109,46 @@ pub mod teacher_api {
     /// print(teacher_revision("anthropic:claude"));   // anthropic:claude
     /// ```
     pub fn teacher_revision(spec: &str) -> String {
-        match by_name(spec) {
-            Ok(t) => format!("{}@{}", t.name(), t.revision()),
-            Err(_) => spec.to_string(),
+        match spec.parse().ok().and_then(|s: TeacherSpec| s.offline()) {
+            Some(t) => format!("{}@{}", t.name(), t.revision()),
+            None => spec.to_string(),
         }
     }
 
     /// GRM training examples (docs/method.md, step 3) from teacher records: `{input, output}` in
     /// the GRM template — locate and rewrite for each fixed record, and each correct
     /// prediction as a rewrite of itself with probability (fixed) / (all records), drawn
-    /// with `seed`. Train the GRM on them with `m.train(examples, #{objective: "sft"})`.
+    /// from a seeded stream (seed 0; [`grm_data`] with `#{seed}` for another). Train the GRM
+    /// on them with `m.train(examples, #{objective: "sft"})`.
     ///
     /// ```rhai
     /// let recs = [#{question: "Q", solution: "s\nThe answer is 1", prediction: "p\nThe answer is 2",
     ///               error_step: 0, fix_pred: "s\nThe answer is 1", is_correct: true}];
-    /// let examples = grm_data(recs, 0);
+    /// let examples = grm_data(recs);
     /// print(examples[0].output);   // The first error step is [0]
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn grm_data(records: rhai::Array, seed: i64) -> Result<rhai::Array, Box<EvalAltResult>> {
-        let records: Vec<EditRecord> =
-            crate::script::io::from_array("grm_data", "record", &records)?;
-        crate::script::io::to_array("grm_data", &grm_examples(&records, seed as u64))
+    pub fn grm_data(records: rhai::Array) -> Result<rhai::Array, Box<EvalAltResult>> {
+        grm_data_with(records, rhai::Map::new())
+    }
+
+    /// [`grm_data`] with `#{seed}`.
+    ///
+    /// ```rhai
+    /// let recs = [#{question: "Q", solution: "s\nThe answer is 1", prediction: "s\nThe answer is 1",
+    ///               error_step: -1, fix_pred: "s\nThe answer is 1", is_correct: true}];
+    /// let examples = grm_data(recs, #{seed: 1});
+    /// ```
+    #[rhai_fn(name = "grm_data", return_raw)]
+    pub fn grm_data_with(
+        records: rhai::Array,
+        options: rhai::Map,
+    ) -> Result<rhai::Array, Box<EvalAltResult>> {
+        let mut o = Options::new("grm_data", options);
+        let opts: GrmDataOptions = o.parse()?;
+        o.finish()?;
+        let records: Vec<EditRecord> = from_array("grm_data", "record", &records)?;
+        to_array("grm_data", &grm_examples(&records, opts.seed))
     }
 
     /// The GRM beside the teacher on the same samples (steps 2 and 5): how many wrong
@@ -259,9 +167,7 @@ pub mod teacher_api {
         edits: rhai::Array,
         grm_edits: rhai::Array,
     ) -> Result<rhai::Map, Box<EvalAltResult>> {
-        let read = |a: &rhai::Array| {
-            crate::script::io::from_array::<serde_json::Value>("grm_vs_teacher", "record", a)
-        };
+        let read = |a: &rhai::Array| from_array::<serde_json::Value>("grm_vs_teacher", "record", a);
         let c = crate::report::compare_edits(&read(&edits)?, &read(&grm_edits)?, None, false);
         let mut map = rhai::Map::new();
         for (k, v) in [

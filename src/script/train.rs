@@ -6,6 +6,7 @@ use rhai::{FnPtr, Map};
 
 use super::engine::Domain;
 use super::tensor::TensorHandle;
+use crate::train::TrainReport;
 use crate::train::objective::{Loss, Objective};
 use crate::train::tokens::TokenBatch;
 
@@ -47,6 +48,26 @@ fn batch_map(b: &TokenBatch) -> Map {
     m
 }
 
+/// A scalar tensor from an objective's result (`what` names the part in errors): a
+/// one-element tensor, or a number.
+fn scalar(v: &Dynamic, what: &str) -> Result<tch::Tensor, String> {
+    if let Some(t) = v.read_lock::<TensorHandle>() {
+        let t = t.get();
+        return if t.numel() == 1 {
+            Ok(t.reshape([] as [i64; 0]))
+        } else {
+            Err(format!(
+                "{what} must be a scalar tensor, got shape {:?}",
+                t.size()
+            ))
+        };
+    }
+    v.as_float()
+        .or_else(|_| v.as_int().map(|i| i as f64))
+        .map(tch::Tensor::from)
+        .map_err(|_| format!("{what} must be a Tensor, got {}", v.type_name()))
+}
+
 /// A script closure as the objective: called with the batch map, it returns a scalar
 /// tensor or a map `#{loss: tensor, <part>: tensor or number, ...}`.
 struct ScriptObjective<'a> {
@@ -60,23 +81,6 @@ impl Objective for ScriptObjective<'_> {
             .function
             .call_within_context(self.context, (batch_map(batch),))
             .map_err(|e| e.to_string())?;
-        let scalar = |v: &Dynamic, what: &str| -> Result<tch::Tensor, String> {
-            if let Some(t) = v.read_lock::<TensorHandle>() {
-                let t = t.get();
-                return if t.numel() == 1 {
-                    Ok(t.reshape([] as [i64; 0]))
-                } else {
-                    Err(format!(
-                        "{what} must be a scalar tensor, got shape {:?}",
-                        t.size()
-                    ))
-                };
-            }
-            v.as_float()
-                .or_else(|_| v.as_int().map(|i| i as f64))
-                .map(tch::Tensor::from)
-                .map_err(|_| format!("{what} must be a Tensor, got {}", v.type_name()))
-        };
         if let Some(map) = out.read_lock::<Map>() {
             let total = map
                 .get("loss")
@@ -99,13 +103,45 @@ impl Objective for ScriptObjective<'_> {
     }
 }
 
+/// What `m.train` returns: the report, the last step's loss and the throughput.
+fn report_map(report: &TrainReport) -> Map {
+    let int = |n: usize| Dynamic::from_int(n as i64);
+    let last_loss = report.history.last().and_then(|l| l["loss"].as_f64());
+    let history: rhai::Array = report
+        .history
+        .iter()
+        .map(|line| rhai::serde::to_dynamic(line).unwrap_or_default())
+        .collect();
+    let out = report.out.as_ref();
+    Map::from_iter([
+        ("steps".into(), int(report.steps)),
+        ("total_steps".into(), int(report.total_steps)),
+        ("loss".into(), last_loss.unwrap_or(f64::NAN).into()),
+        ("history".into(), history.into()),
+        ("skipped".into(), int(report.skipped)),
+        (
+            "resumed_from".into(),
+            report.resumed_from.map_or(Dynamic::UNIT, int),
+        ),
+        ("halted".into(), report.halted.into()),
+        ("seconds".into(), report.seconds.into()),
+        ("tokens".into(), int(report.tokens)),
+        (
+            "tokens_per_s".into(),
+            (report.tokens as f64 / report.seconds.max(1e-9)).into(),
+        ),
+        (
+            "out".into(),
+            out.map_or(Dynamic::UNIT, |p| p.to_string_lossy().into_owned().into()),
+        ),
+    ])
+}
+
 /// Training: supervised fine-tuning, RLMEC's token-level objective, or an objective written
 /// as a closure over per-token tensors; checkpoints that resume exactly.
 #[export_module]
 pub mod train_api {
-    use std::path::PathBuf;
-
-    use super::{Res, ScriptObjective};
+    use super::{Res, ScriptObjective, report_map};
     use crate::script::model::ModelHandle;
     use crate::script::options::Options;
     use crate::train::objective::{self, Objective, RlmecParams};
@@ -161,49 +197,11 @@ pub mod train_api {
     ) -> Res<rhai::Map> {
         let mut o = Options::new("train", options);
         let objective = o.take_dynamic("objective");
-        let defaults = TrainOptions::default();
-        let opts = TrainOptions {
-            epochs: o.count("epochs", defaults.epochs)?,
-            lr: o.float("lr", defaults.lr)?,
-            batch_size: o.count("batch_size", defaults.batch_size)?,
-            grad_accum: o.count("grad_accum", defaults.grad_accum)?,
-            warmup_ratio: o.float("warmup_ratio", defaults.warmup_ratio)?,
-            schedule: o
-                .string("schedule", defaults.schedule.as_str())?
-                .parse()
-                .map_err(|e: String| format!("train: {e}"))?,
-            adamw: crate::train::adamw::AdamWConfig {
-                beta1: o.float("adam_beta1", defaults.adamw.beta1)?,
-                beta2: o.float("adam_beta2", defaults.adamw.beta2)?,
-                eps: o.float("adam_eps", defaults.adamw.eps)?,
-                weight_decay: o.float("weight_decay", defaults.adamw.weight_decay)?,
-            },
-            max_grad_norm: o.float("max_grad_norm", defaults.max_grad_norm)?,
-            max_len: o.count("max_len", defaults.max_len)?,
-            rlmec: RlmecParams {
-                clip_eps: o.float("clip_eps", defaults.rlmec.clip_eps)?,
-                reg_weight: o.float("reg_weight", defaults.rlmec.reg_weight)?,
-            },
-            seed: o.int("seed", defaults.seed as i64)? as u64,
-            out: o
-                .take_dynamic("out")
-                .map(|v| v.into_string().map(PathBuf::from))
-                .transpose()
-                .map_err(|t| format!("train: option `out` must be a string, got {t}"))?,
-            checkpoint_every: o.count("checkpoint_every", defaults.checkpoint_every)?,
-            keep_checkpoints: o.count("keep_checkpoints", defaults.keep_checkpoints)?,
-            resume: o.bool("resume", defaults.resume)?,
-            halt_at_step: o.optional_count("halt_at_step")?,
-            lora: o
-                .serde::<crate::model::lora::LoraConfig>("lora")?
-                .filter(|l| l.r > 0),
-            grad_checkpoint: o.bool("grad_checkpoint", defaults.grad_checkpoint)?,
-        };
+        let opts: TrainOptions = o.parse()?;
         o.finish()?;
-        let mut builtin: Box<dyn Objective> = Box::new(objective::Rlmec(opts.rlmec));
+        let mut builtin;
         let mut script;
         let objective: &mut dyn Objective = match objective {
-            None => builtin.as_mut(),
             Some(v) if v.is_fnptr() => {
                 script = ScriptObjective {
                     context: &context,
@@ -211,62 +209,20 @@ pub mod train_api {
                 };
                 &mut script
             }
-            Some(v) => match v.clone().into_string().as_deref() {
-                Ok("rlmec") => builtin.as_mut(),
-                Ok("sft") => {
-                    builtin = Box::new(objective::Sft);
-                    builtin.as_mut()
-                }
-                _ => {
-                    return Err(format!(
-                        "train: option `objective` must be \"sft\", \"rlmec\" or a closure, got {} {v}",
-                        v.type_name()
-                    )
-                    .into());
-                }
-            },
+            v => {
+                let name = v.map_or(Ok("rlmec".into()), Dynamic::into_string).map_err(|t| {
+                    format!("train: option `objective` must be \"sft\", \"rlmec\" or a closure, got {t}")
+                })?;
+                builtin = objective::named(&name, opts.rlmec).map_err(|e| format!("train: {e}"))?;
+                builtin.as_mut()
+            }
         };
         let records: Vec<serde_json::Value> =
             crate::script::io::from_array("train", "record", &records)?;
         let mut model = model.lock();
         let report =
             run_train(&mut model, &records, objective, &opts).map_err(|e| e.to_string())?;
-        let mut m = rhai::Map::new();
-        let history: rhai::Array = report
-            .history
-            .iter()
-            .map(|line| rhai::serde::to_dynamic(line).unwrap_or_default())
-            .collect();
-        let last_loss = report
-            .history
-            .last()
-            .and_then(|l| l["loss"].as_f64())
-            .unwrap_or(f64::NAN);
-        m.insert("steps".into(), (report.steps as i64).into());
-        m.insert("total_steps".into(), (report.total_steps as i64).into());
-        m.insert("loss".into(), last_loss.into());
-        m.insert("history".into(), history.into());
-        m.insert("skipped".into(), (report.skipped as i64).into());
-        m.insert(
-            "resumed_from".into(),
-            report
-                .resumed_from
-                .map_or(Dynamic::UNIT, |s| (s as i64).into()),
-        );
-        m.insert("halted".into(), report.halted.into());
-        m.insert("seconds".into(), report.seconds.into());
-        m.insert("tokens".into(), (report.tokens as i64).into());
-        m.insert(
-            "tokens_per_s".into(),
-            (report.tokens as f64 / report.seconds.max(1e-9)).into(),
-        );
-        m.insert(
-            "out".into(),
-            report
-                .out
-                .map_or(Dynamic::UNIT, |p| p.to_string_lossy().into_owned().into()),
-        );
-        Ok(m)
+        Ok(report_map(&report))
     }
 
     /// RLMEC's loss for one record (`{input, output, regular, reward, ref_prob,
@@ -309,11 +265,7 @@ pub mod train_api {
         options: rhai::Map,
     ) -> Res<rhai::Map> {
         let mut o = Options::new("rlmec_loss", options);
-        let defaults = RlmecParams::default();
-        let params = RlmecParams {
-            clip_eps: o.float("clip_eps", defaults.clip_eps)?,
-            reg_weight: o.float("reg_weight", defaults.reg_weight)?,
-        };
+        let params: RlmecParams = o.parse()?;
         o.finish()?;
         let record = rhai::serde::from_dynamic::<serde_json::Value>(&record.into())
             .map_err(|e| format!("rlmec_loss: {e}"))?;

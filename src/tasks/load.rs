@@ -26,7 +26,8 @@ pub enum LoadError {
 }
 
 /// Field names in the user's records for `problem`, `solution` and `answer`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct FieldMap {
     pub problem: String,
     pub solution: String,

@@ -13,6 +13,7 @@ pub mod prompt;
 pub mod sample;
 pub mod synthetic;
 
+use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -47,10 +48,22 @@ impl FromStr for TaskKind {
     }
 }
 
+impl fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Qa => "qa",
+            Self::Math => "math",
+        })
+    }
+}
+
+crate::serde_by_name!(TaskKind);
+
 /// Whether to reproduce the public code's quirks (the quirks table of docs/method.md) or
 /// correct them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Fidelity {
+    #[default]
     Corrected,
     Paper,
 }
@@ -67,4 +80,22 @@ impl FromStr for Fidelity {
             )),
         }
     }
+}
+
+impl fmt::Display for Fidelity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Corrected => "corrected",
+            Self::Paper => "paper",
+        })
+    }
+}
+
+crate::serde_by_name!(Fidelity);
+
+/// The options of a call whose one knob is the fidelity: `#{fidelity: "paper"}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FidelityOption {
+    pub fidelity: Fidelity,
 }

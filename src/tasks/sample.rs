@@ -28,9 +28,12 @@ pub struct SampleRecord {
     pub prediction: String,
 }
 
-#[derive(Debug, Clone)]
+/// Step 1's settings (`sample`'s options).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SampleOptions {
     pub n: usize,
+    #[serde(flatten)]
     pub sampling: SamplingParams,
     pub max_new_tokens: usize,
     pub seed: u64,

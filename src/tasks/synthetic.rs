@@ -8,6 +8,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use serde::{Deserialize, Serialize};
+
 use super::Problem;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,8 +19,10 @@ pub enum Op {
     Mul,
 }
 
-impl Op {
-    pub fn parse(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for Op {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "+" => Ok(Self::Add),
             "-" => Ok(Self::Sub),
@@ -28,8 +32,21 @@ impl Op {
     }
 }
 
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Add => "+",
+            Self::Sub => "-",
+            Self::Mul => "*",
+        })
+    }
+}
+
+crate::serde_by_name!(Op);
+
 /// Difficulty knobs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Difficulty {
     pub min_steps: usize,
     pub max_steps: usize,
@@ -45,6 +62,41 @@ impl Default for Difficulty {
             max_steps: 4,
             max_operand: 50,
             ops: vec![Op::Add, Op::Sub, Op::Mul],
+        }
+    }
+}
+
+impl Difficulty {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_operand < 2 || self.min_steps > self.max_steps {
+            return Err("need max_operand >= 2 and min_steps <= max_steps".into());
+        }
+        if self.ops.is_empty() {
+            return Err("`ops` is empty: name at least one of +, - or *".into());
+        }
+        Ok(())
+    }
+}
+
+/// The synthetic task as `task_synthetic` makes it: the split sizes, the seed that makes it
+/// reproducible, and the difficulty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyntheticOptions {
+    pub n_train: usize,
+    pub n_test: usize,
+    pub seed: u64,
+    #[serde(flatten)]
+    pub difficulty: Difficulty,
+}
+
+impl Default for SyntheticOptions {
+    fn default() -> Self {
+        Self {
+            n_train: 1000,
+            n_test: 200,
+            seed: 0,
+            difficulty: Difficulty::default(),
         }
     }
 }
@@ -214,5 +266,24 @@ mod tests {
             assert_eq!(p.solution.lines().count(), 6);
             assert!(p.solution.lines().take(5).all(|l| l.contains(" + ")));
         }
+    }
+
+    #[test]
+    fn options_name_their_ops_and_an_empty_list_is_an_error() {
+        let o: SyntheticOptions =
+            serde_json::from_value(serde_json::json!({"n_train": 3, "ops": ["+", "*"]})).unwrap();
+        assert_eq!((o.n_train, o.n_test), (3, 200));
+        assert_eq!(o.difficulty.ops, [Op::Add, Op::Mul]);
+        assert!(o.difficulty.validate().is_ok());
+        let e = serde_json::from_value::<SyntheticOptions>(serde_json::json!({"ops": ["/"]}));
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "unknown operation `/`: expected +, - or *"
+        );
+        let none = Difficulty {
+            ops: vec![],
+            ..Difficulty::default()
+        };
+        assert!(none.validate().unwrap_err().contains("`ops` is empty"));
     }
 }

@@ -14,6 +14,13 @@ use serde_json::{Value, json};
 use super::minimum_edit::EditRecord;
 use super::prompts::{grm_locate, grm_locate_target, grm_rewrite};
 
+/// `grm_data`'s options: the seed of the stream that keeps correct predictions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrmDataOptions {
+    pub seed: u64,
+}
+
 /// The examples for `records`, in record order.
 pub fn grm_examples(records: &[EditRecord], seed: u64) -> Vec<Value> {
     let fixed = records

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::solution::{prefix, steps};
 use super::{Case, Teacher, TeacherError};
-use crate::tasks::answer::is_correct;
+use crate::tasks::answer::{extract_answer, is_correct};
 use crate::tasks::{Fidelity, TaskKind};
 
 /// A teacher (or GRM) record, as the public code writes it.
@@ -27,11 +27,43 @@ pub struct EditRecord {
     pub is_correct: bool,
 }
 
-/// One prediction to judge, with its task's gold answer.
-#[derive(Debug, Clone, PartialEq)]
+/// One prediction to judge, with its task's gold answer; read from a map with `problem` (or
+/// `question`, as step 1 names it), `solution`, `prediction` and `answer` — taken from the
+/// solution's answer line when absent.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "SampleFields")]
 pub struct Sample {
     pub case: Case,
     pub answer: String,
+}
+
+#[derive(Deserialize)]
+struct SampleFields {
+    problem: Option<String>,
+    question: Option<String>,
+    solution: String,
+    prediction: String,
+    answer: Option<String>,
+}
+
+impl TryFrom<SampleFields> for Sample {
+    type Error = String;
+
+    fn try_from(f: SampleFields) -> Result<Self, String> {
+        let problem = f.problem.or(f.question).ok_or("missing field `problem`")?;
+        let answer = f
+            .answer
+            .or_else(|| extract_answer(&f.solution))
+            .ok_or("no `answer` and no answer line in `solution`")?;
+        Ok(Self {
+            case: Case {
+                problem,
+                solution: f.solution,
+                prediction: f.prediction,
+            },
+            answer,
+        })
+    }
 }
 
 /// The step a locate reply names: `Some(-1)` for "correct", `None` when it names none.
@@ -72,6 +104,28 @@ pub enum Outcome {
     Dropped {
         reply: String,
     },
+}
+
+/// The records of `outcomes` by `teacher` (its name), the dropped samples logged (`-v`).
+pub fn records(teacher: &str, outcomes: Vec<Outcome>) -> Vec<EditRecord> {
+    let mut records = Vec::new();
+    let mut dropped = 0;
+    for (i, o) in outcomes.into_iter().enumerate() {
+        match o {
+            Outcome::Record(r) => records.push(r),
+            Outcome::Dropped { reply } => {
+                dropped += 1;
+                tracing::debug!(
+                    "minimum_edit: sample {i} dropped: the teacher named no usable step twice (last reply {reply:?})"
+                );
+            }
+        }
+    }
+    tracing::info!(
+        "minimum_edit ({teacher}): {} records, {dropped} dropped (no usable step named twice; -v lists them)",
+        records.len()
+    );
+    records
 }
 
 /// Run the protocol on one sample.
@@ -254,5 +308,24 @@ mod tests {
         };
         assert_eq!(r.error_step, -1);
         assert!(!r.is_correct);
+    }
+
+    #[test]
+    fn a_sample_reads_from_step_one_records_and_finds_its_answer() {
+        let s: Sample = serde_json::from_value(serde_json::json!({
+            "question": "Q", "solution": "s\nThe answer is 4", "prediction": "p", "extra": 1
+        }))
+        .unwrap();
+        assert_eq!((s.case.problem.as_str(), s.answer.as_str()), ("Q", "4"));
+        let e = serde_json::from_value::<Sample>(serde_json::json!({
+            "problem": "Q", "solution": "no answer line", "prediction": "p"
+        }))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no `answer` and no answer line in `solution`"
+        );
+        let e = serde_json::from_value::<Sample>(serde_json::json!({"problem": "Q"})).unwrap_err();
+        assert_eq!(e.to_string(), "missing field `solution`");
     }
 }

@@ -1,9 +1,11 @@
 //! Teachers: who locates the first wrong step of a prediction and rewrites it with the
 //! fewest edits (docs/method.md, step 2; the trained GRM does the same in step 5).
 //!
-//! One trait, backends chosen by a string: the offline rule teachers `arith` (exact, for
-//! arithmetic) and `reference` (QA, from the gold rationale) answer without a model or a
-//! network. [`minimum_edit`] runs the two-question protocol over any of them.
+//! One trait, backends chosen by a string ([`spec`]): the offline rule teachers `arith`
+//! (exact, for arithmetic) and `reference` (QA, from the gold rationale) answer without a
+//! model or a network; `model:<path>` is a local model ([`model`]); `anthropic:<model>` and
+//! `openai:<model>@<base_url>` are HTTP APIs ([`http`]). [`minimum_edit`] runs the
+//! two-question protocol over any of them.
 
 pub mod arith;
 pub mod grm_data;
@@ -13,6 +15,9 @@ pub mod model;
 pub mod prompts;
 pub mod reference;
 pub mod solution;
+pub mod spec;
+
+pub use spec::{TeacherOptions, TeacherSpec};
 
 /// What a teacher sees: the problem, its gold solution and the prediction to judge.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,17 +63,8 @@ pub trait Teacher {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TeacherError {
-    #[error("unknown teacher `{0}`: expected arith, reference")]
+    #[error("unknown teacher `{0}`: expected {forms}", forms = spec::FORMS)]
     Unknown(String),
     #[error("{teacher}: {message}")]
     Failed { teacher: String, message: String },
-}
-
-/// A teacher by name: `arith`, `reference`.
-pub fn by_name(name: &str) -> Result<Box<dyn Teacher + Send + Sync>, TeacherError> {
-    match name {
-        "arith" => Ok(Box::new(arith::Arith)),
-        "reference" => Ok(Box::new(reference::Reference)),
-        other => Err(TeacherError::Unknown(other.to_string())),
-    }
 }

@@ -11,10 +11,15 @@ use std::collections::HashMap;
 
 use tch::{Kind, Tensor};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The optimiser's settings, named as a training run's options name them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AdamWConfig {
+    #[serde(rename = "adam_beta1")]
     pub beta1: f64,
+    #[serde(rename = "adam_beta2")]
     pub beta2: f64,
+    #[serde(rename = "adam_eps")]
     pub eps: f64,
     pub weight_decay: f64,
 }

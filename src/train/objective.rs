@@ -37,7 +37,8 @@ pub fn sft_loss(b: &TokenBatch) -> Loss {
 }
 
 /// RLMEC's hyper-parameters: ε of the clip and λ of the imitation term.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RlmecParams {
     pub clip_eps: f64,
     pub reg_weight: f64,
@@ -114,5 +115,30 @@ impl Objective for Rlmec {
 
     fn name(&self) -> String {
         "rlmec".into()
+    }
+}
+
+/// A built-in objective by its name: `sft`, or `rlmec` with `params`.
+pub fn named(name: &str, params: RlmecParams) -> Result<Box<dyn Objective>, String> {
+    match name {
+        "sft" => Ok(Box::new(Sft)),
+        "rlmec" => Ok(Box::new(Rlmec(params))),
+        other => Err(format!(
+            "unknown objective `{other}`: expected \"sft\", \"rlmec\" or a closure"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_objectives_by_name() {
+        let p = RlmecParams::default();
+        assert_eq!(named("sft", p).unwrap().name(), "sft");
+        assert_eq!(named("rlmec", p).unwrap().name(), "rlmec");
+        let e = named("ppo", p).err().unwrap();
+        assert!(e.starts_with("unknown objective `ppo`"), "{e}");
     }
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
 use super::adamw::AdamWConfig;
@@ -9,7 +10,9 @@ use super::objective::RlmecParams;
 use super::schedule::Schedule;
 use crate::model::lora::LoraConfig;
 
-#[derive(Debug, Clone, PartialEq)]
+/// `m.train`'s options (besides the objective), by the names scripts give them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainOptions {
     pub epochs: usize,
     /// Peak learning rate.
@@ -21,11 +24,13 @@ pub struct TrainOptions {
     pub grad_accum: usize,
     pub warmup_ratio: f64,
     pub schedule: Schedule,
+    #[serde(flatten)]
     pub adamw: AdamWConfig,
     /// Clip the global gradient norm to this (0: no clipping).
     pub max_grad_norm: f64,
     /// Prompt + sequence tokens per row; longer sequences are cut.
     pub max_len: usize,
+    #[serde(flatten)]
     pub rlmec: RlmecParams,
     pub seed: u64,
     /// Run directory: the final model (Hugging Face layout), `metrics.jsonl`, `checkpoints/`.
@@ -39,10 +44,16 @@ pub struct TrainOptions {
     /// Stop after this many optimiser steps of the run as if killed (no final save): to
     /// study resumption, or to spend a fixed budget and continue later.
     pub halt_at_step: Option<usize>,
-    /// Train LoRA adapters on the frozen model instead of every weight.
+    /// Train LoRA adapters on the frozen model instead of every weight (a rank of 0 means
+    /// none).
+    #[serde(deserialize_with = "lora_unless_rank_0")]
     pub lora: Option<LoraConfig>,
     /// Recompute each decoder layer in the backward pass instead of keeping its activations.
     pub grad_checkpoint: bool,
+}
+
+fn lora_unless_rank_0<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LoraConfig>, D::Error> {
+    Option::<LoraConfig>::deserialize(d).map(|lora| lora.filter(|l| l.r > 0))
 }
 
 impl Default for TrainOptions {
@@ -136,5 +147,25 @@ impl TrainOptions {
             lora.validate()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_read_by_the_names_scripts_give_them() {
+        let o: TrainOptions = serde_json::from_value(json!({
+            "adam_beta2": 0.95, "clip_eps": 0.2, "schedule": "linear", "lora": {"r": 0}
+        }))
+        .unwrap();
+        assert_eq!(
+            (o.adamw.beta2, o.rlmec.clip_eps, o.schedule, o.lora),
+            (0.95, 0.2, Schedule::Linear, None)
+        );
+        assert_eq!(o.epochs, TrainOptions::default().epochs);
+        let e = serde_json::from_value::<TrainOptions>(json!({"lrr": 1})).unwrap_err();
+        assert_eq!(e.to_string(), "unknown field `lrr`");
     }
 }

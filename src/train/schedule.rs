@@ -38,6 +38,14 @@ impl FromStr for Schedule {
     }
 }
 
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+crate::serde_by_name!(Schedule);
+
 /// The rate at each optimiser step of a run of `total` steps.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LrSchedule {

@@ -52,7 +52,8 @@ impl Backend {
             });
         }
         Err(format!(
-            "unknown teacher `{spec}`: expected arith, reference, model:<path>, anthropic:<model>, openai:<model>@<base_url>"
+            "unknown teacher `{spec}`: expected {}",
+            crate::teacher::spec::FORMS
         ))
     }
 

@@ -88,6 +88,7 @@ enum Failure {
 }
 
 impl HttpTeacher {
+    /// The teacher `spec` names: `anthropic:<model>` or `openai:<model>@<base_url>`.
     pub fn new(
         spec: &str,
         kind: TaskKind,
@@ -98,6 +99,16 @@ impl HttpTeacher {
             teacher: spec.to_string(),
             message,
         })?;
+        Self::with_backend(backend, kind, cache, opts)
+    }
+
+    /// The teacher behind `backend`; the key comes from the backend's environment variable.
+    pub fn with_backend(
+        backend: Backend,
+        kind: TaskKind,
+        cache: Cache,
+        opts: HttpOptions,
+    ) -> Result<Self, TeacherError> {
         let failed = |message: String| TeacherError::Failed {
             teacher: backend.name(),
             message,

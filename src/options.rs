@@ -3,9 +3,10 @@
 //! A native's options arrive as a map from names to values (`#{lr: 1e-5, epochs: 2}`). Each
 //! domain declares what it accepts as a struct that serde reads and writes: the field names
 //! are the option names, the field types their types, and the struct's `Default` (or a
-//! constructor such as `RewardOptions::paper(kind)`) their defaults, written once. [`names`]
-//! lists the options such a struct has and [`apply`] lays given values over its defaults,
-//! with errors that name the option. The small enums that scripts name by a string
+//! constructor such as `RewardOptions::paper(kind)`) their defaults, written once (the API
+//! documentation shows them from there: `script/defaults.rs`). [`names`] lists the options
+//! such a struct has and [`apply`] lays given values over its defaults, with errors that
+//! name the option. The small enums that scripts name by a string
 //! (`"cosine"`, `"paper"`, `"bf16"`) get their serde from their `FromStr` and `Display`
 //! through [`serde_by_name!`](crate::serde_by_name), so the names are spelled in one place.
 

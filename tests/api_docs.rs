@@ -16,6 +16,23 @@ fn docs_api_md_is_current() {
     );
 }
 
+/// A doc's `{defaults:NAME}` marker becomes the defaults of the options it names (the
+/// table in src/script/defaults.rs); none may reach the documentation.
+#[test]
+fn every_defaults_marker_is_replaced() {
+    let md = api_markdown();
+    assert!(
+        !md.contains("{defaults:"),
+        "a marker names no defaults: {}",
+        md.lines().find(|l| l.contains("{defaults:")).unwrap_or("")
+    );
+    let json = rlmec::script::api::api_json();
+    assert!(
+        !json.contains("{defaults:"),
+        "`rlmec api --json` shows markers"
+    );
+}
+
 /// The fenced ```rhai blocks of a doc comment.
 fn examples(doc: &str) -> Vec<String> {
     let mut out = Vec::new();

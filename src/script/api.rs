@@ -1,11 +1,13 @@
 //! `rlmec api`: every native type and function the runtime registers, with the signature
 //! and the doc comment it was registered with, grouped by domain. `docs/api.md` is this
 //! output (a test fails when it is stale), and every `rhai` example in it is run by a test.
+//! A doc's `{defaults:NAME}` markers become the option defaults they name ([`super::defaults`]).
 
 use rhai::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::DOMAINS;
+use super::defaults;
 
 /// One domain's section of the API.
 #[derive(Debug, Serialize)]
@@ -202,8 +204,24 @@ fn doc_text(lines: &[String]) -> String {
     out.join("\n").trim().to_string()
 }
 
-/// The API of every domain, each documented from an engine holding that domain alone.
+/// The API of every domain, each documented from an engine holding that domain alone, with
+/// the defaults markers replaced by the defaults they name.
 pub fn api() -> Vec<DomainApi> {
+    let mut api = documented();
+    for d in &mut api {
+        d.doc = defaults::expand(&d.doc);
+        for t in &mut d.types {
+            t.doc = defaults::expand(&t.doc);
+        }
+        for f in &mut d.functions {
+            f.doc = defaults::expand(&f.doc);
+        }
+    }
+    api
+}
+
+/// The API as its doc comments write it (markers unexpanded).
+pub(crate) fn documented() -> Vec<DomainApi> {
     let names = all_type_names();
     DOMAINS
         .iter()

@@ -67,10 +67,12 @@ pub mod generate_api {
     /// Generate a continuation of each prompt, batched with a KV cache. A prompt is a string,
     /// an array of token ids, or `#{prompt, max_new_tokens}` for its own budget.
     ///
-    /// Options: `max_new_tokens` (512), `min_new_tokens` (0), `temperature` (0 = greedy),
-    /// `top_p` (1.0), `top_k` (0 = off), `seed` (0; each prompt has its own stream, so a
-    /// prompt samples the same tokens in any batch), `stop` (strings; the text is cut
-    /// before the first), `batch_size` (16).
+    /// Options: `max_new_tokens` (the budget of a prompt that gives none), `min_new_tokens`
+    /// (EOS is not allowed before this many), `temperature` (0: greedy), `top_p` and `top_k`
+    /// (nucleus and top-k filtering; 1.0 and 0 turn them off), `seed` (each prompt has its
+    /// own stream, so a prompt samples the same tokens in any batch), `stop` (strings; the
+    /// text is cut before the first), `batch_size` (prompts decoded together).
+    /// Defaults: {defaults:generate}.
     ///
     /// Each result is `#{text, ids, logprobs, finish}`: `ids`/`logprobs` cover every
     /// generated token (the model's own log-probabilities, temperature 1), `text` leaves
@@ -132,7 +134,7 @@ pub mod generate_api {
     }
 
     /// `score` for many pairs at once, batched: `prompts[i]` with `continuations[i]`.
-    /// Options: `batch_size` (8).
+    /// Options: `batch_size` (pairs scored together). Defaults: {defaults:score}.
     ///
     /// ```rhai
     /// let m = model_load("tests/fixtures/model/tiny-llama");

@@ -2,9 +2,10 @@
 //! behind `import`, and the three things the CLI does with a script — run it, check it
 //! without running it, and document the API it can call.
 //!
-//! The runtime is `engine.rs`, `runner.rs`, `check.rs`, `api.rs`, `resolver.rs`,
-//! `stdlib.rs`, `context.rs`, `overrides.rs` (`--set`) and `errors.rs` (script errors with
-//! their location and call stack). Every other file is an adapter: a domain's natives as an
+//! The runtime is `engine.rs`, `runner.rs`, `check.rs`, `api.rs` (with `defaults.rs`: the
+//! option defaults the docs show, from the option structs), `resolver.rs`, `stdlib.rs`,
+//! `context.rs`, `overrides.rs` (`--set`) and `errors.rs` (script errors with their location
+//! and call stack). Every other file is an adapter: a domain's natives as an
 //! `#[export_module]` plugin module, so the `///` comment of a native function *is* its API
 //! documentation (`rlmec api`, `docs/api.md`). An adapter converts script values to the
 //! domain's types and back — options maps through serde (`options.rs`, read into the option
@@ -14,6 +15,7 @@
 pub mod api;
 pub mod check;
 pub mod context;
+pub mod defaults;
 pub mod engine;
 pub mod errors;
 pub mod overrides;

@@ -107,7 +107,8 @@ pub mod model_api {
 
     /// Load a model: a `.gguf` file (the embedded default is
     /// `data/models/SmolLM2-135M-Instruct.Q4_1.gguf`) or a Hugging Face directory
-    /// (`config.json`, `model.safetensors` or shards, `tokenizer.json`), in f32 on the CPU.
+    /// (`config.json`, `model.safetensors` or shards, `tokenizer.json`), with the default
+    /// options of `model_load(path, options)`.
     ///
     /// ```rhai
     /// let m = model_load("tests/fixtures/model/tiny-llama");
@@ -118,13 +119,15 @@ pub mod model_api {
         model_load_with(path, rhai::Map::new())
     }
 
-    /// Load a model with options `#{dtype: "f32" | "bf16", device: "cpu" | "cuda" | "cuda:N",
-    /// pack: true | false, adapter: DIR}`. `adapter` attaches a PEFT LoRA adapter (ours or one
-    /// PEFT saved); a `path` that is itself an adapter folder loads the base its config names
-    /// with the adapter attached. `pack` (default true) keeps a oneDNN-packed copy of the f32
-    /// weights for inference on the CPU — scoring and prompt prefill faster (1.9x on a Zen 5
-    /// CPU; it depends on the CPU's AVX-512), packed on first use (1–3 s for SmolLM2) — at the
-    /// cost of a second copy of the weights in memory; `pack: false` saves that memory.
+    /// Load a model with options: `dtype` (`"f32"` or `"bf16"`: the precision of the
+    /// weights), `device` (`"cpu"`, `"cuda"` or `"cuda:N"`), `pack` (`true` or `false`) and
+    /// `adapter` (a folder). `adapter` attaches a PEFT LoRA adapter (ours or one PEFT saved);
+    /// a `path` that is itself an adapter folder loads the base its config names with the
+    /// adapter attached. `pack` keeps a oneDNN-packed copy of the f32 weights
+    /// for inference on the CPU — scoring and prompt prefill faster (1.9x on a Zen 5 CPU; it
+    /// depends on the CPU's AVX-512), packed on first use (1–3 s for SmolLM2) — at the cost of
+    /// a second copy of the weights in memory; `pack: false` saves that memory.
+    /// Defaults: {defaults:load}; no `adapter`.
     ///
     /// ```rhai
     /// let m = model_load("tests/fixtures/model/tiny-llama", #{dtype: "f32", device: "cpu"});
@@ -145,14 +148,17 @@ pub mod model_api {
 
     /// Make a llama from scratch to train: a byte-level BPE tokenizer trained on `texts`
     /// (strings) and randomly initialised parameters. `config` takes Hugging Face
-    /// `config.json` names: `vocab_size` (512; the most tokens, EOS and the 256 bytes
-    /// included; the model gets the tokenizer's real size, smaller on little text),
-    /// `hidden_size` (256), `intermediate_size` (688), `num_hidden_layers` (4),
-    /// `num_attention_heads` (4), `num_key_value_heads` (= heads), `max_position_embeddings`
-    /// (512), `rope_theta` (10000.0), `tie_word_embeddings` (true), `rms_norm_eps` (1e-5),
-    /// `initializer_range` (0.02); and `seed` (0: the same seed, config and device give the
-    /// same parameters; torch's generator is reseeded with it), `dtype` ("f32"), `device`
-    /// ("cpu"), `pack` (true) as for `model_load`. EOS is `<|endoftext|>`, id 0; there is no BOS.
+    /// `config.json` names — `vocab_size` (the most tokens, EOS and the 256 bytes included;
+    /// the model gets the tokenizer's real size, smaller on little text), `hidden_size`,
+    /// `intermediate_size`, `num_hidden_layers`, `num_attention_heads`,
+    /// `num_key_value_heads` (unset: as many as the attention heads),
+    /// `max_position_embeddings`, `rope_theta`, `tie_word_embeddings`, `rms_norm_eps`,
+    /// `initializer_range` (the standard deviation of the initial weights) — and `seed` (the
+    /// same seed, config and device give the same parameters; torch's generator is reseeded
+    /// with it), and `dtype`, `device` and `pack` as for `model_load`. EOS is
+    /// `<|endoftext|>`, id 0; there is no BOS.
+    ///
+    /// Defaults (a tiny model): {defaults:scratch}; {defaults:load}.
     ///
     /// ```rhai
     /// let texts = ["12 + 7 = 19", "3 + 45 = 48", "20 + 22 = 42"];

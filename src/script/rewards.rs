@@ -22,11 +22,13 @@ pub mod rewards_api {
     /// weight_regular}` for `records` (steps 2/5: `{question, solution, prediction,
     /// error_step, fix_pred, is_correct}`), scored by `policy` (the reference) and `grm`.
     /// Options: `fidelity` (`"corrected"`: a prediction is correct by its answer; `"paper"`:
-    /// by `error_step == -1`), `alignment` (`"paper"` | `"optimal"`), `max_len` (2000),
-    /// `per_problem` (correct predictions kept per problem; 2 for QA, all for math; 0 = all),
-    /// `seed`, `batch_size`, `clip_correct` and `clip_wrong` (the `[lo, hi]` that `p − 0.5`
-    /// is clipped to on correct and on fixed predictions; paper: `[0.0, 0.5]`, `[-0.1, 0.0]`),
+    /// by `error_step == -1`), `alignment` (`"paper"` | `"optimal"`, as `align_edits` takes
+    /// it), `max_len` (a record whose prompt + sequence + EOS + 1 tokens exceed it is
+    /// skipped), `per_problem` (correct predictions kept per problem, drawn with `seed`;
+    /// 0: all), `batch_size` (sequences scored together), `clip_correct` and `clip_wrong`
+    /// (the `[lo, hi]` that `p − 0.5` is clipped to on correct and on fixed predictions),
     /// `out` (also write the records there as JSONL, atomically).
+    /// Defaults (the paper's, for `kind` `"qa"`): {defaults:rewards}.
     ///
     /// ```rhai
     /// let m = model_load("tests/fixtures/model/tiny-llama");

@@ -64,8 +64,8 @@ pub mod tasks_api {
         task_load_with(path, rhai::Map::new())
     }
 
-    /// [`task_load`] with `#{problem: "...", solution: "...", answer: "..."}`: the names
-    /// of those fields in your records.
+    /// [`task_load`] with options `problem`, `solution` and `answer`: the names of those
+    /// fields in your records. Defaults: {defaults:fields}.
     ///
     /// ```rhai
     /// let test = task_load("data/qa/ecqa/test.jsonl", #{problem: "problem", answer: "answer"});
@@ -80,9 +80,11 @@ pub mod tasks_api {
     }
 
     /// The synthetic arithmetic task: `#{train: [...], test: [...]}` of multi-step word
-    /// problems, one `a op b = c` step per solution line; options `n_train` (1000),
-    /// `n_test` (200), `seed` (0), `min_steps` (2), `max_steps` (4), `max_operand` (50),
-    /// `ops` (`["+", "-", "*"]`). Deterministic for a seed; the splits share no problem.
+    /// problems, one `a op b = c` step per solution line. Options: `n_train` and `n_test`
+    /// problems, made from `seed`, each with `min_steps` to `max_steps` steps drawn from
+    /// `ops` (any of `"+"`, `"-"`, `"*"`); the start value and the operands of `+` and `-`
+    /// are at most `max_operand`. Deterministic for a seed; the splits share no problem.
+    /// Defaults: {defaults:synthetic}.
     ///
     /// ```rhai
     /// let task = task_synthetic(#{n_train: 20, n_test: 5, seed: 1, max_steps: 3});
@@ -115,8 +117,9 @@ pub mod tasks_api {
         policy_prompt_with(kind, problem, rhai::Map::new())
     }
 
-    /// [`policy_prompt`] with `#{fidelity}`: `"paper"` keeps the public code's single
-    /// newline before `### Instruction:` in math prompts.
+    /// [`policy_prompt`] with option `fidelity`: `"paper"` keeps the public code's single
+    /// newline before `### Instruction:` in math prompts, `"corrected"` does not.
+    /// Defaults: {defaults:fidelity}.
     ///
     /// ```rhai
     /// let p = policy_prompt("math", "2 + 2?", #{fidelity: "paper"});
@@ -151,8 +154,9 @@ pub mod tasks_api {
         is_correct_with(kind, prediction, gold, rhai::Map::new())
     }
 
-    /// [`is_correct`] with `#{fidelity}`: `"paper"` lower-cases only the prediction (QA) and
-    /// compares extracted number strings exactly (math), as the public code.
+    /// [`is_correct`] with option `fidelity`: `"paper"` lower-cases only the prediction (QA) and
+    /// compares extracted number strings exactly (math), as the public code; `"corrected"`
+    /// compares as [`is_correct`] says. Defaults: {defaults:fidelity}.
     ///
     /// ```rhai
     /// print(is_correct("qa", "The answer is fridge", "Fridge", #{fidelity: "paper"}));   // false
@@ -173,11 +177,13 @@ pub mod tasks_api {
 
     /// Step 1: sample `n` solutions per problem from `m` with the policy prompt of `kind`,
     /// cut at the stop markers (`Problem:`, `Human:`, `Assistant:`, `Below is an
-    /// instruction`, EOS), identical predictions of a problem kept once. Options (the
-    /// paper's defaults): `n` 5, `temperature` 0.7, `top_p` 0.95, `max_new_tokens` 512,
-    /// `seed` 0, `batch_size` 16, `fidelity`, `out` (also write the records there as JSONL,
-    /// atomically). Returns `{question, solution, answer, prediction}` records;
-    /// deterministic for a seed, whatever the batch size.
+    /// instruction`, EOS), identical predictions of a problem kept once. Options: `n`
+    /// samples per problem; `temperature`, `top_p`, `top_k`, `max_new_tokens`, `seed` and
+    /// `batch_size` as `generate` takes them (each sample has its own seeded stream);
+    /// `fidelity` of the policy prompt, as `policy_prompt` takes it; `out` (also write the
+    /// records there as JSONL, atomically). Returns `{question, solution, answer,
+    /// prediction}` records; deterministic for a seed, whatever the batch size.
+    /// Defaults (the paper's): {defaults:sample}.
     ///
     /// ```rhai
     /// let m = model_load("tests/fixtures/model/tiny-llama");

@@ -32,14 +32,8 @@ pub mod teacher_api {
     /// `question`), `solution`, `prediction`, and `answer` — taken from the solution's answer
     /// line when absent) of task `kind` (`"qa"` or `"math"`). Returns the public code's
     /// records `{question, solution, prediction, error_step, fix_pred, is_correct}`; a
-    /// correct prediction short-circuits. Options: `fidelity` (`"corrected"` | `"paper"`),
-    /// `out` (write the records there as JSONL, atomically); for a model teacher
-    /// `max_new_tokens` (2048) and `batch_size` (16) — it answers greedily with the GRM
-    /// templates, every question of the batch together — and for `"model:<path>"` `dtype`,
-    /// `device` and `pack` as `model_load` takes them; for an HTTP teacher
-    /// `max_new_tokens` (350), `concurrency` (4), `timeout_s` (120), `retries` (6) and
-    /// `cache` (`$RLMEC_TEACHER_CACHE` or `runs/teacher-cache.jsonl`: every answer is kept
-    /// there, so no request is ever made twice).
+    /// correct prediction short-circuits. The options are the defaults of
+    /// `minimum_edit(teacher, kind, samples, options)`.
     ///
     /// ```rhai
     /// let task = task_synthetic(#{n_train: 1, n_test: 0, seed: 3, max_steps: 2, ops: ["+"]});
@@ -60,7 +54,15 @@ pub mod teacher_api {
         minimum_edit_with(teacher, kind, samples, rhai::Map::new())
     }
 
-    /// [`minimum_edit`] with `#{fidelity, out}`.
+    /// [`minimum_edit`] with options: `fidelity` (`"corrected"` | `"paper"`: the public
+    /// code's reading of the teacher's replies), `out` (also write the records there as
+    /// JSONL, atomically); for a model teacher `max_new_tokens` per answer and `batch_size`
+    /// (it answers greedily with the GRM templates, `batch_size` questions together), and
+    /// for `"model:<path>"` `dtype`, `device` and `pack` as `model_load` takes them; for an
+    /// HTTP teacher `max_new_tokens` per answer, `concurrency` (requests in flight at once),
+    /// `timeout_s` (per request), `retries` (after the first attempt) and `cache` (the JSONL
+    /// file that keeps every answer, so that no request is ever made twice).
+    /// Defaults: {defaults:teacher}.
     ///
     /// ```rhai
     /// let recs = minimum_edit("reference", "qa", [#{
@@ -118,8 +120,8 @@ pub mod teacher_api {
     /// GRM training examples (docs/method.md, step 3) from teacher records: `{input, output}` in
     /// the GRM template — locate and rewrite for each fixed record, and each correct
     /// prediction as a rewrite of itself with probability (fixed) / (all records), drawn
-    /// from a seeded stream (seed 0; [`grm_data`] with `#{seed}` for another). Train the GRM
-    /// on them with `m.train(examples, #{objective: "sft"})`.
+    /// from a seeded stream (the default `seed` of `grm_data(records, options)`, which takes
+    /// another). Train the GRM on them with `m.train(examples, #{objective: "sft"})`.
     ///
     /// ```rhai
     /// let recs = [#{question: "Q", solution: "s\nThe answer is 1", prediction: "p\nThe answer is 2",
@@ -132,7 +134,8 @@ pub mod teacher_api {
         grm_data_with(records, rhai::Map::new())
     }
 
-    /// [`grm_data`] with `#{seed}`.
+    /// [`grm_data`] with option `seed`: the seed of the stream that keeps correct predictions.
+    /// Defaults: {defaults:grm_data}.
     ///
     /// ```rhai
     /// let recs = [#{question: "Q", solution: "s\nThe answer is 1", prediction: "s\nThe answer is 1",

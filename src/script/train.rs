@@ -151,26 +151,40 @@ pub mod train_api {
     ///
     /// Records: `{input, output}` (supervised: loss on the output tokens + EOS) or the public
     /// trainer's `{input, output, regular, reward, ref_prob, weight_regular}` (RLMEC).
-    /// Options (defaults are the paper's RL settings): `objective` (`"sft"`, `"rlmec"` or a
-    /// closure `|batch| ...` returning a scalar tensor or `#{loss, ...parts}`; `batch` holds
-    /// `logp`, `mask`, `ce`, and for RLMEC records `reward`, `ref_logp`, `reg_logp`, `reg_ce`,
-    /// `reg_weight`, `reg_mask`, each [batch, tokens]), `epochs` 3, `lr` 5e-6, `batch_size` 8
-    /// (per micro-batch), `grad_accum` 16, `warmup_ratio` 0.03, `schedule` `"cosine"` |
-    /// `"linear"` | `"constant"`, `weight_decay` 0.0, `max_grad_norm` 1.0, `max_len` 2048,
-    /// `clip_eps` 0.3, `reg_weight` 1.0, `seed` 0, `adam_beta1` 0.9, `adam_beta2` 0.999,
-    /// `adam_eps` 1e-8; run directory `out` (final model in Hugging Face layout,
-    /// `metrics.jsonl`, `checkpoints/`), `checkpoint_every` 100 steps, `keep_checkpoints` 2,
-    /// `resume` true (continue from the newest checkpoint in `out`), `halt_at_step` (stop
-    /// there as if killed); `grad_checkpoint` false (recompute each decoder layer in the
-    /// backward pass: activation memory of one layer instead of all, about a third more
-    /// compute); `lora` (off): `#{r: 16, alpha: 32, dropout: 0.0, targets: ["q_proj",
-    /// "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}` (any field may be
-    /// left out for its default; `r: 0` means off) trains LoRA adapters beside those layers
-    /// with every weight of `m` frozen — adapters already on `m` with the same settings go on
-    /// training, others are merged first; without `lora`, every weight is trained (adapters
-    /// on `m` merged first). A LoRA run's `out`
-    /// holds the adapter in PEFT's layout (`model_load(out)` loads it onto its base), its
-    /// checkpoints the adapters and their optimiser state only.
+    ///
+    /// Options:
+    /// - `objective`: `"rlmec"` (when not given), `"sft"` or a closure `|batch| ...` returning
+    ///   a scalar tensor or `#{loss, ...parts}`; `batch` holds `logp`, `mask`, `ce`, and for
+    ///   RLMEC records `reward`, `ref_logp`, `reg_logp`, `reg_ce`, `reg_weight`, `reg_mask`,
+    ///   each [batch, tokens].
+    /// - The optimisation: `epochs` over the records; `lr`, the peak learning rate, reached
+    ///   after the first `warmup_ratio` of the steps and then decayed as `schedule` says
+    ///   (`"cosine"`, `"linear"` or `"constant"`); `batch_size` examples per micro-batch
+    ///   (losses are normalised per micro-batch), `grad_accum` micro-batches per optimiser
+    ///   step; AdamW's `adam_beta1`, `adam_beta2`, `adam_eps` and `weight_decay`;
+    ///   `max_grad_norm` clips the global gradient norm (0: no clipping); `max_len` prompt +
+    ///   sequence tokens per row (longer rows are cut); RLMEC's `clip_eps` (ε of the ratio's
+    ///   clip) and `reg_weight` (λ, the weight of the imitation term); `seed` of the batch
+    ///   order, dropout and new adapters.
+    /// - The run: `out` is its directory (final model in Hugging Face layout,
+    ///   `metrics.jsonl`, `checkpoints/`); a checkpoint every `checkpoint_every` optimiser
+    ///   steps (0: only at the end), the newest `keep_checkpoints` kept; `resume` continues
+    ///   from the newest checkpoint in `out`; `halt_at_step` stops there as if killed (no
+    ///   final save).
+    /// - Memory: `grad_checkpoint` recomputes each decoder layer in the backward pass
+    ///   (activation memory of one layer instead of all, about a third more compute).
+    /// - `lora: #{r, alpha, dropout, targets}` trains LoRA adapters beside the layers
+    ///   `targets` names (attention and MLP projections, by their Hugging Face names), of
+    ///   rank `r`, their update scaled by `alpha` / `r`, with `dropout` on their input, every
+    ///   weight of `m` frozen (any field may be left out for its default; `r: 0` means no
+    ///   LoRA) — adapters already on `m` with the same settings go on training, others are
+    ///   merged first; without `lora`, every weight is trained (adapters on `m` merged
+    ///   first). A LoRA run's `out` holds the adapter in PEFT's layout (`model_load(out)`
+    ///   loads it onto its base), its checkpoints the adapters and their optimiser state
+    ///   only.
+    ///
+    /// Defaults (the paper's RL settings): {defaults:train}.
+    /// The fields of `lora` default to {defaults:lora}.
     ///
     /// Returns `#{steps, total_steps, loss, history, skipped, resumed_from, halted, seconds,
     /// tokens, tokens_per_s, out}`; `history` has one map per step (step, epoch, loss and its
@@ -227,8 +241,8 @@ pub mod train_api {
 
     /// RLMEC's loss for one record (`{input, output, regular, reward, ref_prob,
     /// weight_regular}`) under `m`, without any update: `#{loss, loss_rl, loss_reg}` with the
-    /// paper's ε = 0.3 and λ = 1 — the reference a script-defined objective can be checked
-    /// against.
+    /// paper's ε and λ (the defaults of `rlmec_loss(model, record, options)`) — the reference
+    /// a script-defined objective can be checked against.
     ///
     /// ```rhai
     /// let m = model_load("tests/fixtures/model/tiny-llama");
@@ -246,7 +260,9 @@ pub mod train_api {
         rlmec_loss_with(model, record, rhai::Map::new())
     }
 
-    /// [`rlmec_loss`] with `#{clip_eps, reg_weight}`.
+    /// [`rlmec_loss`] with options `clip_eps` (ε, the clip of the probability ratio) and
+    /// `reg_weight` (λ, the weight of the imitation term). Defaults (the paper's):
+    /// {defaults:rlmec}.
     ///
     /// ```rhai
     /// let m = model_load("tests/fixtures/model/tiny-llama");

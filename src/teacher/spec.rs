@@ -80,13 +80,24 @@ impl TeacherSpec {
     }
 }
 
+/// The new tokens a model teacher may write when `max_new_tokens` is unset: what the paper
+/// allows.
+pub const MODEL_TEACHER_MAX_NEW_TOKENS: usize = 2048;
+
+/// The variable that names the HTTP teachers' cache when `cache` is not given.
+pub const CACHE_ENV: &str = "RLMEC_TEACHER_CACHE";
+
+/// The HTTP teachers' cache when neither `cache` nor [`CACHE_ENV`] names one.
+pub const DEFAULT_CACHE: &str = "runs/teacher-cache.jsonl";
+
 /// How a teacher answers (`minimum_edit`'s options besides `out`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TeacherOptions {
     pub fidelity: Fidelity,
-    /// New tokens per answer; unset, a model teacher may write 2048 (what the paper allows)
-    /// and an HTTP teacher 350 (the public teacher's limit).
+    /// New tokens per answer; unset, a model teacher may write
+    /// [`MODEL_TEACHER_MAX_NEW_TOKENS`] (what the paper allows) and an HTTP teacher
+    /// `HttpOptions::default().max_tokens` (the public teacher's limit).
     pub max_new_tokens: Option<usize>,
     /// Questions a model teacher answers together.
     pub batch_size: usize,
@@ -109,8 +120,8 @@ impl Default for TeacherOptions {
             fidelity: Fidelity::Corrected,
             max_new_tokens: None,
             batch_size: 16,
-            cache: std::env::var("RLMEC_TEACHER_CACHE")
-                .unwrap_or_else(|_| "runs/teacher-cache.jsonl".into())
+            cache: std::env::var(CACHE_ENV)
+                .unwrap_or_else(|_| DEFAULT_CACHE.into())
                 .into(),
             concurrency: http.concurrency,
             timeout_s: http.timeout.as_secs_f64(),
@@ -173,7 +184,7 @@ pub fn judge_with_model(
 ) -> Result<Vec<EditRecord>, TeacherError> {
     let teacher = ModelTeacher {
         model,
-        max_new_tokens: opts.max_new_tokens.unwrap_or(2048),
+        max_new_tokens: opts.max_new_tokens.unwrap_or(MODEL_TEACHER_MAX_NEW_TOKENS),
         batch_size: opts.batch_size,
         fidelity: opts.fidelity,
     };

@@ -66,7 +66,8 @@ impl Installed {
     /// `rlmec SCRIPT --out OUT ARGS` from the other folder, the script named by its path in
     /// the repository.
     fn run(&self, script: &Path, out: &Path, args: &[String]) -> Output {
-        let output = Command::new(&self.bin)
+        let mut command = Command::new(&self.bin);
+        command
             .arg(script)
             .arg("--out")
             .arg(out)
@@ -75,9 +76,20 @@ impl Installed {
             .env("RLMEC_TORCH_THREADS", "1")
             .env_remove("RLMEC_STDLIB")
             .env_remove("RLMEC_HOME")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("rlmec runs");
+            .env_remove("RUST_LOG");
+        // A test copying its binary while another test forks: the fork inherits the copy's
+        // write descriptor until it execs, and exec of the copy fails with "text file busy"
+        // meanwhile. It passes within moments.
+        let mut attempts = 0;
+        let output = loop {
+            match command.output() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                result => break result.expect("rlmec runs"),
+            }
+        };
         assert!(
             output.status.success(),
             "{} failed:\n{}",

@@ -11,6 +11,7 @@ pub mod files;
 pub mod generate;
 pub mod gguf;
 pub mod heap;
+pub mod http;
 pub mod logging;
 pub mod model;
 pub mod options;

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use rlmec::http::{Cache, Transport};
 use rlmec::tasks::TaskKind;
 use rlmec::teacher::http::backend::Chat;
-use rlmec::teacher::http::cache::Cache;
 use rlmec::teacher::http::{HttpOptions, HttpTeacher};
 use rlmec::teacher::{Case, Teacher};
 use wiremock::matchers::{body_string_contains, header, method, path};
@@ -41,8 +41,11 @@ impl Server {
 
 fn fast() -> HttpOptions {
     HttpOptions {
-        backoff: Duration::from_millis(10),
-        timeout: Duration::from_secs(5),
+        transport: Transport {
+            backoff: Duration::from_millis(10),
+            timeout: Duration::from_secs(5),
+            ..Transport::default()
+        },
         ..HttpOptions::default()
     }
 }
@@ -150,11 +153,9 @@ fn a_timeout_is_retried_then_reported() {
         Mock::given(method("POST"))
             .respond_with(completion("late").set_delay(Duration::from_secs(2))),
     );
-    let opts = HttpOptions {
-        timeout: Duration::from_millis(200),
-        retries: 1,
-        ..fast()
-    };
+    let mut opts = fast();
+    opts.transport.timeout = Duration::from_millis(200);
+    opts.transport.retries = 1;
     let err = s
         .teacher(opts, Cache::in_memory())
         .locate(&case())
@@ -173,10 +174,8 @@ fn the_concurrency_bound_is_respected() {
         Mock::given(method("POST"))
             .respond_with(completion("x").set_delay(Duration::from_millis(250))),
     );
-    let opts = HttpOptions {
-        concurrency: 2,
-        ..fast()
-    };
+    let mut opts = fast();
+    opts.transport.concurrency = 2;
     let t = s.teacher(opts, Cache::in_memory());
     let chats: Vec<Chat> = (0..8)
         .map(|i| Chat {

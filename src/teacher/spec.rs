@@ -15,11 +15,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::http::backend::Backend;
-use super::http::cache::Cache;
 use super::http::{HttpOptions, HttpTeacher};
 use super::minimum_edit::{EditRecord, Sample, judge_all, records};
 use super::model::ModelTeacher;
 use super::{Teacher, TeacherError, arith, reference};
+use crate::http::{Cache, Transport};
 use crate::model::{LoadOptions, Model};
 use crate::tasks::{Fidelity, TaskKind};
 
@@ -123,9 +123,9 @@ impl Default for TeacherOptions {
             cache: std::env::var(CACHE_ENV)
                 .unwrap_or_else(|_| DEFAULT_CACHE.into())
                 .into(),
-            concurrency: http.concurrency,
-            timeout_s: http.timeout.as_secs_f64(),
-            retries: http.retries,
+            concurrency: http.transport.concurrency,
+            timeout_s: http.transport.timeout.as_secs_f64(),
+            retries: http.transport.retries,
             load: LoadOptions::default(),
         }
     }
@@ -135,9 +135,12 @@ impl TeacherOptions {
     fn http(&self) -> HttpOptions {
         let defaults = HttpOptions::default();
         HttpOptions {
-            concurrency: self.concurrency,
-            timeout: Duration::from_secs_f64(self.timeout_s),
-            retries: self.retries,
+            transport: Transport {
+                concurrency: self.concurrency,
+                timeout: Duration::from_secs_f64(self.timeout_s),
+                retries: self.retries,
+                ..defaults.transport
+            },
             max_tokens: self.max_new_tokens.unwrap_or(defaults.max_tokens),
             ..defaults
         }
@@ -269,6 +272,6 @@ mod tests {
     #[test]
     fn http_options_default_to_the_public_teachers() {
         let opts = TeacherOptions::default().http();
-        assert_eq!((opts.max_tokens, opts.retries), (350, 6));
+        assert_eq!((opts.max_tokens, opts.transport.retries), (350, 6));
     }
 }

@@ -2,7 +2,8 @@
 //! prompt, parameters), appended to a JSONL file and flushed, so that no paid request is
 //! made twice and a killed run loses at most the requests in flight. A torn last line (a
 //! kill mid-write) is skipped on load; keys never hold secrets (the API key is not part of
-//! a request's identity).
+//! a request's identity). A reply is any JSON value (a teacher's is its text, a remote
+//! engine's the completion with its tokens and log-probabilities).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub struct Cache {
-    entries: Mutex<(HashMap<String, String>, Option<File>)>,
+    entries: Mutex<(HashMap<String, Value>, Option<File>)>,
 }
 
 /// The identity of a request: backend, model, the request body (prompt and parameters).
@@ -50,8 +51,8 @@ impl Cache {
         for (i, line) in text.lines().enumerate() {
             match serde_json::from_str::<Value>(line) {
                 Ok(v) => {
-                    if let (Some(k), Some(r)) = (v["key"].as_str(), v["reply"].as_str()) {
-                        map.insert(k.to_string(), r.to_string());
+                    if let (Some(k), Some(r)) = (v["key"].as_str(), v.get("reply")) {
+                        map.insert(k.to_string(), r.clone());
                     }
                 }
                 Err(_) => {
@@ -69,18 +70,18 @@ impl Cache {
         })
     }
 
-    pub fn get(&self, key: &str) -> Option<String> {
+    pub fn get(&self, key: &str) -> Option<Value> {
         self.lock().0.get(key).cloned()
     }
 
-    pub fn put(&self, key: &str, reply: &str) -> std::io::Result<()> {
+    pub fn put(&self, key: &str, reply: &Value) -> std::io::Result<()> {
         let mut guard = self.lock();
         let (map, file) = &mut *guard;
         if let Some(file) = file {
             writeln!(file, "{}", json!({"key": key, "reply": reply}))?;
             file.flush()?;
         }
-        map.insert(key.to_string(), reply.to_string());
+        map.insert(key.to_string(), reply.clone());
         Ok(())
     }
 
@@ -92,7 +93,7 @@ impl Cache {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<String, String>, Option<File>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<String, Value>, Option<File>)> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -107,19 +108,19 @@ mod tests {
         let path = dir.path().join("cache.jsonl");
         let c = Cache::open(&path).unwrap();
         let k = key("anthropic", "m", &json!({"prompt": "p"}));
-        c.put(&k, "reply one").unwrap();
+        c.put(&k, &json!("reply one")).unwrap();
         drop(c);
         // A kill mid-write leaves half a line.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"key\": \"abc\", \"rep").unwrap();
         drop(f);
         let c = Cache::open(&path).unwrap();
-        assert_eq!(c.get(&k).as_deref(), Some("reply one"));
+        assert_eq!(c.get(&k), Some(json!("reply one")));
         assert_eq!(c.len(), 1);
-        c.put("k2", "two").unwrap();
+        c.put("k2", &json!({"text": "two", "ids": [1, 2]})).unwrap();
         drop(c);
         let c = Cache::open(&path).unwrap();
-        assert_eq!(c.get("k2").as_deref(), Some("two"));
+        assert_eq!(c.get("k2"), Some(json!({"text": "two", "ids": [1, 2]})));
     }
 
     #[test]

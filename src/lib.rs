@@ -7,6 +7,7 @@
 
 pub mod align;
 pub mod device;
+pub mod engine;
 pub mod files;
 pub mod generate;
 pub mod gguf;

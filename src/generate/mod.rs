@@ -32,6 +32,9 @@ pub enum GenerateError {
     Tokenize(#[from] TokenizeError),
     #[error("torch: {0}")]
     Torch(String),
+    /// A model behind a server failed to answer (after retries) or answered unusably.
+    #[error("{0}")]
+    Server(String),
 }
 
 /// One prompt and how many tokens it may get.

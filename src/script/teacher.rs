@@ -86,7 +86,7 @@ pub mod teacher_api {
             .map_err(|e: String| format!("minimum_edit: {e}"))?;
         let samples: Vec<Sample> = from_array("minimum_edit", "sample", &samples)?;
         let records = match teacher.clone().try_cast::<ModelHandle>() {
-            Some(model) => judge_with_model(&model.lock(), kind, &samples, &opts),
+            Some(model) => judge_with_model(&*model.engine(), kind, &samples, &opts),
             None => {
                 let spec: TeacherSpec = teacher
                     .into_string()

@@ -19,6 +19,7 @@ use super::http::{HttpOptions, HttpTeacher};
 use super::minimum_edit::{EditRecord, Sample, judge_all, records};
 use super::model::ModelTeacher;
 use super::{Teacher, TeacherError, arith, reference};
+use crate::engine::Engine;
 use crate::http::{Cache, Transport};
 use crate::model::{LoadOptions, Model};
 use crate::tasks::{Fidelity, TaskKind};
@@ -180,7 +181,7 @@ pub fn judge_named(
 /// [`judge_named`] with `model` as the teacher (the trained GRM): greedy answers with the
 /// GRM templates, `opts.batch_size` questions together.
 pub fn judge_with_model(
-    model: &Model,
+    model: &dyn Engine,
     kind: TaskKind,
     samples: &[Sample],
     opts: &TeacherOptions,

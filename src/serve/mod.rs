@@ -172,8 +172,8 @@ pub struct ServedModel {
 
 impl ServedModel {
     /// Starts the server `template` describes for `inputs` and waits until it answers
-    /// `/v1/models`. Call it from a thread that outlives the server (see
-    /// [`process::ServerProcess::spawn`]).
+    /// `/v1/models`. Call it from a thread that outlives the server: the kernel's
+    /// parent-death signal follows the thread that started it, not the process.
     pub fn start(
         template: &Template,
         inputs: ServeInputs,

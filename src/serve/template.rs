@@ -2,7 +2,10 @@
 //! checked when it is read, and filled in (values shell-quoted) once the port is known.
 //!
 //! `{{` and `}}` stand for literal braces. The template must contain `{port}`: rlmec picks
-//! the port, and a server listening elsewhere could never be found.
+//! the port, and a server listening elsewhere could never be found. It must not begin with
+//! a variable assignment (`CUDA_VISIBLE_DEVICES=1 vllm ...`): the command runs as
+//! `exec COMMAND`, where the shell would take the assignment for the program; `env VAR=1
+//! vllm ...` says the same.
 
 use std::fmt;
 
@@ -76,6 +79,10 @@ pub enum TemplateError {
         "serve command `{template}` has no {{port}}: rlmec picks the port the server must listen on"
     )]
     NoPort { template: String },
+    #[error(
+        "serve command `{template}` begins with the assignment `{word}`, which `exec` would take for the program: write `env {word} ...`"
+    )]
+    Assignment { template: String, word: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +156,16 @@ impl Template {
                 template: template(),
             });
         }
+        if let Some(word) = source
+            .split_whitespace()
+            .next()
+            .filter(|w| is_assignment(w))
+        {
+            return Err(TemplateError::Assignment {
+                template: template(),
+                word: word.to_string(),
+            });
+        }
         Ok(parsed)
     }
 
@@ -171,6 +188,14 @@ impl Template {
             })
             .collect()
     }
+}
+
+/// Whether a shell word sets a variable (`NAME=value`).
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
 }
 
 /// 1-based position of the character at byte `at`, as a reader counts.
@@ -305,6 +330,25 @@ mod tests {
             matches!(err, TemplateError::Unopened { at: 10, .. }),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_leading_assignment_is_refused_with_the_fix() {
+        let err =
+            Template::parse("CUDA_VISIBLE_DEVICES=1 vllm serve {model} --port {port}").unwrap_err();
+        assert!(
+            matches!(&err, TemplateError::Assignment { word, .. } if word == "CUDA_VISIBLE_DEVICES=1"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("`env CUDA_VISIBLE_DEVICES=1 ...`"),
+            "{err}"
+        );
+        // Later `=` signs are the program's arguments.
+        assert!(
+            Template::parse("env CUDA_VISIBLE_DEVICES=1 vllm serve {model} --port={port}").is_ok()
+        );
+        assert!(Template::parse("./=x --port {port}").is_ok());
     }
 
     #[test]

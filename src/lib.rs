@@ -21,6 +21,7 @@ pub mod report;
 pub mod rewards;
 pub mod run;
 pub mod script;
+pub mod serve;
 pub mod shipped;
 pub mod tasks;
 pub mod teacher;

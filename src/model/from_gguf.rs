@@ -9,7 +9,7 @@ use tch::Tensor;
 
 use super::config::{Architecture, ModelConfig, RopeParameters, TokenIds};
 use super::gguf_names::{ROPE_SCALING_KEY, hf_name};
-use super::qk_permute::reverse_permute_weights;
+use super::qk_permute::{permuted_heads, reverse_permute_weights};
 use super::weights::Filler;
 use super::{LoadOptions, Model, ModelError, SpecialTokens};
 use crate::gguf::GgufFile;
@@ -34,24 +34,16 @@ pub fn load(path: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
     model.tokenizer_meta = tok.meta;
     let vars = model.var_store().variables();
     let mut filler = Filler::new(&vars, path);
-    let permute = model.config.model_type != Architecture::Qwen2;
-    let (n_head, n_kv) = (
-        model.config.num_attention_heads,
-        model.config.num_kv_heads(),
-    );
     for info in file.tensors() {
         let Some(hf_name) = hf_name(info.name()) else {
             tracing::debug!("{}: ignoring tensor {}", path.display(), info.name());
             continue;
         };
         let t = file.dequantize(info.name())?;
-        // llama.cpp permutes the rows of Q and K, biases included.
-        let heads = match info.name().rsplit_once('.') {
-            Some((stem, _)) if permute && stem.ends_with("attn_q") => Some(n_head),
-            Some((stem, _)) if permute && stem.ends_with("attn_k") => Some(n_kv),
-            _ => None,
-        };
-        let data = match (heads, t.shape.as_slice()) {
+        let data = match (
+            permuted_heads(info.name(), &model.config),
+            t.shape.as_slice(),
+        ) {
             (Some(h), &[rows, cols]) => reverse_permute_weights(&t.data, rows, cols, h)?,
             (Some(h), &[rows]) => reverse_permute_weights(&t.data, rows, 1, h)?,
             _ => t.data,

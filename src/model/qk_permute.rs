@@ -5,7 +5,27 @@
 //! head's rows of `q_proj` and `k_proj` (weights and biases) from "first half / second half"
 //! to interleaved pairs. [`permute_weights`] does that when a model is written as GGUF
 //! ([`super::to_gguf`]); [`reverse_permute_weights`] undoes it when one is read
-//! ([`super::from_gguf`]), exactly as transformers' GGUF loader does.
+//! ([`super::from_gguf`]), exactly as transformers' GGUF loader does; [`permuted_heads`]
+//! says which tensors are permuted, by how many heads.
+
+use super::config::{Architecture, ModelConfig};
+
+/// The head count llama.cpp permutes the rows of the GGUF tensor `gguf_name` by: the
+/// attention heads for `attn_q`, the KV heads for `attn_k` (weight and bias); `None` for the
+/// other tensors, and for Qwen2, which llama.cpp runs in Hugging Face's layout.
+pub fn permuted_heads(gguf_name: &str, cfg: &ModelConfig) -> Option<usize> {
+    if cfg.model_type == Architecture::Qwen2 {
+        return None;
+    }
+    let (stem, _param) = gguf_name.rsplit_once('.')?;
+    if stem.ends_with("attn_q") {
+        Some(cfg.num_attention_heads)
+    } else if stem.ends_with("attn_k") {
+        Some(cfg.num_kv_heads())
+    } else {
+        None
+    }
+}
 
 /// A matrix that cannot be (un)permuted: its values do not make `rows` x `cols`, or its rows
 /// do not split into two halves per head.
@@ -84,11 +104,12 @@ fn transpose_head_rows(
 
 #[cfg(test)]
 mod tests {
-    use super::{PermuteShape, permute_weights, reverse_permute_weights};
+    use super::{PermuteShape, permute_weights, permuted_heads, reverse_permute_weights};
     use crate::gguf::GgufFile;
     use crate::gguf::tests::{
         assert_bits_eq, assert_close, default_model, f32s, fixture_json, usizes,
     };
+    use crate::model::config::{Architecture, ModelConfig};
 
     #[test]
     fn reverse_permute_swaps_rows_within_each_head() {
@@ -103,6 +124,21 @@ mod tests {
         assert!(reverse_permute_weights(&data, 4, 1, 1).is_err());
         assert!(reverse_permute_weights(&data, 8, 1, 0).is_err());
         assert!(permute_weights(&data, 8, 1, 3).is_err());
+    }
+
+    #[test]
+    fn q_and_k_are_permuted_by_their_head_counts_except_in_qwen2() {
+        let mut cfg: ModelConfig = serde_json::from_str(
+            r#"{"model_type":"llama","vocab_size":8,"hidden_size":64,"intermediate_size":8,
+                "num_hidden_layers":1,"num_attention_heads":4,"num_key_value_heads":2}"#,
+        )
+        .unwrap();
+        assert_eq!(permuted_heads("blk.0.attn_q.weight", &cfg), Some(4));
+        assert_eq!(permuted_heads("blk.3.attn_k.bias", &cfg), Some(2));
+        assert_eq!(permuted_heads("blk.0.attn_v.weight", &cfg), None);
+        assert_eq!(permuted_heads("blk.0.attn_output.weight", &cfg), None);
+        cfg.model_type = Architecture::Qwen2;
+        assert_eq!(permuted_heads("blk.0.attn_q.weight", &cfg), None);
     }
 
     #[test]

@@ -14,8 +14,8 @@
 //! `rope_freqs.weight`; the scaling itself goes into rlmec's own key
 //! ([`super::gguf_names::ROPE_SCALING_KEY`]) so reading the file back gives the same config.
 //!
-//! With LoRA adapters attached, the merged weights are written (the model in memory keeps
-//! its adapters), as [`Model::save`] does. The model in memory is not changed either way.
+//! With LoRA adapters attached, the merged weights are written, as [`Model::save`] does; the
+//! model in memory keeps its adapters.
 
 use std::fmt;
 use std::path::Path;
@@ -26,7 +26,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::config::{Architecture, ModelConfig};
 use super::gguf_names::{ROPE_SCALING_KEY, gguf_name};
-use super::qk_permute::permute_weights;
+use super::qk_permute::{permute_weights, permuted_heads};
 use super::rope::llama3_frequency_factors;
 use super::{Model, ModelError};
 use crate::gguf::{GgmlType, GgufValue, TensorSpec};
@@ -177,18 +177,12 @@ pub fn save(model: &Model, path: &Path, opts: &GgufOptions) -> Result<(), ModelE
 /// The tensors in llama.cpp's order (globals, then layer by layer), with their types.
 fn plan(model: &Model, dtype: GgufDtype) -> Result<Vec<Planned>, String> {
     let cfg = &model.config;
-    // llama.cpp runs Qwen2 in Hugging Face's RoPE layout; the llama family in its own.
-    let permute = cfg.model_type != Architecture::Qwen2;
     let mut plan = Vec::new();
     for (name, var) in model.var_store().variables() {
         let gguf = gguf_name(&name)
             .ok_or_else(|| format!("parameter `{name}` has no llama.cpp tensor name"))?;
         let shape: Vec<usize> = var.size().iter().map(|&d| d as usize).collect();
-        let heads = match gguf.rsplit_once('.') {
-            Some((stem, _)) if permute && stem.ends_with("attn_q") => Some(cfg.num_attention_heads),
-            Some((stem, _)) if permute && stem.ends_with("attn_k") => Some(cfg.num_kv_heads()),
-            _ => None,
-        };
+        let heads = permuted_heads(&gguf, cfg);
         // llama.cpp keeps vectors (norms, biases) in f32 whatever the output type.
         let ggml_type = if shape.len() == 1 {
             GgmlType::F32

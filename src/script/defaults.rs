@@ -17,6 +17,7 @@ use crate::generate::{Budget, GenerateOptions};
 use crate::model::LoadOptions;
 use crate::model::lora::LoraConfig;
 use crate::model::scratch::ScratchConfig;
+use crate::model::to_gguf::GgufOptions;
 use crate::rewards::RewardOptions;
 use crate::tasks::load::FieldMap;
 use crate::tasks::sample::SampleOptions;
@@ -60,6 +61,11 @@ pub const TABLE: &[Defaults] = &[
         name: "load",
         natives: &["model_load", "model_new"],
         shown: || fields(&LoadOptions::default()),
+    },
+    Defaults {
+        name: "gguf",
+        natives: &["save_gguf"],
+        shown: || fields(&GgufOptions::default()),
     },
     Defaults {
         name: "scratch",

@@ -1,4 +1,5 @@
-//! Model natives: load or make from scratch, tokenize, save, LoRA adapters; the handle that
+//! Model natives: load or make from scratch, tokenize, save (Hugging Face layout or GGUF),
+//! LoRA adapters; the handle that
 //! the other domains' natives (generate, train, teacher, rewards) take a model by.
 
 use std::path::PathBuf;
@@ -142,13 +143,14 @@ pub(super) fn float_array(values: &[f32]) -> Array {
 }
 
 /// Language models: load a GGUF file or a Hugging Face directory, or make one from scratch;
-/// tokenize, attach and merge LoRA adapters, save in Hugging Face layout.
+/// tokenize, attach and merge LoRA adapters, save in Hugging Face layout or as GGUF.
 #[export_module]
 pub mod model_api {
     use std::path::Path;
 
     use super::{AdapterOption, ModelHandle, ids_of, int_array};
     use crate::model::scratch::{ScratchConfig, from_texts};
+    use crate::model::to_gguf::GgufOptions;
     use crate::model::{LoadOptions, Model as NativeModel};
     use crate::script::options::Options;
 
@@ -282,6 +284,46 @@ pub mod model_api {
             .native("save")?
             .save(Path::new(dir))
             .map_err(|e| e.to_string().into())
+    }
+
+    /// Save as one GGUF file, which llama.cpp, Ollama and LM Studio load (and `model_load`),
+    /// with the default options of `save_gguf(path, options)`.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// m.save_gguf("/tmp/rlmec-doc/tiny.gguf");
+    /// let again = model_load("/tmp/rlmec-doc/tiny.gguf");
+    /// ```
+    #[rhai_fn(pure, return_raw)]
+    pub fn save_gguf(model: &mut Model, path: &str) -> Result<(), Box<EvalAltResult>> {
+        save_gguf_with(model, path, rhai::Map::new())
+    }
+
+    /// Save as one GGUF file in llama.cpp's conventions, which llama.cpp, Ollama and LM
+    /// Studio load: the config as `llama.*` keys (`qwen2.*` for a Qwen2 model), the tokenizer
+    /// with its chat template, the weights under llama.cpp's names. `dtype` (`"f32"`,
+    /// `"f16"` or `"bf16"`) is the type of the matrices; norms and biases stay f32. With
+    /// LoRA adapters attached, the weights are written merged (the model keeps its adapters).
+    /// The file is written beside `path` as `path.tmp` and renamed when complete.
+    /// Defaults: {defaults:gguf}.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// m.save_gguf("/tmp/rlmec-doc/tiny-f16.gguf", #{dtype: "f16"});
+    /// ```
+    #[rhai_fn(name = "save_gguf", pure, return_raw)]
+    pub fn save_gguf_with(
+        model: &mut Model,
+        path: &str,
+        options: rhai::Map,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let mut o = Options::new("save_gguf", options);
+        let opts: GgufOptions = o.parse()?;
+        o.finish()?;
+        model
+            .lock()
+            .save_gguf(Path::new(path), &opts)
+            .map_err(|e| format!("save_gguf: {e}").into())
     }
 
     /// Save the model's LoRA adapters to `dir` in PEFT's layout (`adapter_config.json`,

@@ -321,7 +321,7 @@ pub mod model_api {
         let opts: GgufOptions = o.parse()?;
         o.finish()?;
         model
-            .lock()
+            .native("save_gguf")?
             .save_gguf(Path::new(path), &opts)
             .map_err(|e| format!("save_gguf: {e}").into())
     }

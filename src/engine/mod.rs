@@ -9,6 +9,7 @@
 //! server's model shares, and checks once that the server tokenizes like it.
 
 pub mod remote;
+pub mod served;
 
 use crate::generate::{GenerateError, GenerateOptions, Generation, Request};
 use crate::model::Model;

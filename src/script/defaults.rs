@@ -17,7 +17,10 @@ use crate::generate::{Budget, GenerateOptions};
 use crate::model::LoadOptions;
 use crate::model::lora::LoraConfig;
 use crate::model::scratch::ScratchConfig;
+use crate::engine::remote::RemoteOptions;
+use crate::engine::served::ServeModelOptions;
 use crate::model::to_gguf::GgufOptions;
+use crate::serve::ServeOptions;
 use crate::rewards::RewardOptions;
 use crate::tasks::load::FieldMap;
 use crate::tasks::sample::SampleOptions;
@@ -78,6 +81,20 @@ pub const TABLE: &[Defaults] = &[
         shown: || {
             let mut shown = fields(&Budget::default());
             shown.extend(fields(&GenerateOptions::default()));
+            shown
+        },
+    },
+    Defaults {
+        name: "remote",
+        natives: &["model_remote"],
+        shown: || fields(&RemoteOptions::default()),
+    },
+    Defaults {
+        name: "serve",
+        natives: &["model_serve"],
+        shown: || {
+            let mut shown = fields(&ServeModelOptions::default());
+            shown.extend(fields(&ServeOptions::default()));
             shown
         },
     },

@@ -16,18 +16,8 @@ use crate::tokenize::gguf::GgufTokenizer;
 pub fn load(path: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
     let file = GgufFile::open(path)?;
     let config = config(&file)?;
-    let tok = GgufTokenizer::from_gguf(&file).map_err(crate::tokenize::TokenizeError::from)?;
-    let special = SpecialTokens {
-        bos: tok.bos_id.map(i64::from),
-        eos: tok.eos_id.map(i64::from).into_iter().collect(),
-    };
-    let model = Model::unfilled(
-        config,
-        TextTokenizer::new(tok.tokenizer),
-        special,
-        opts,
-        path,
-    )?;
+    let (tokenizer, special) = tokenizer_of(&file)?;
+    let model = Model::unfilled(config, tokenizer, special, opts, path)?;
     let vars = model.var_store().variables();
     let mut filler = Filler::new(&vars, path);
     let permute = model.config.model_type != Architecture::Qwen2;
@@ -55,6 +45,20 @@ pub fn load(path: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
     }
     filler.finish()?;
     Ok(model.finish_load())
+}
+
+/// The tokenizer and special tokens of the GGUF file at `path`, without its weights.
+pub fn tokenizer(path: &Path) -> Result<(TextTokenizer, SpecialTokens), ModelError> {
+    tokenizer_of(&GgufFile::open(path)?)
+}
+
+fn tokenizer_of(file: &GgufFile) -> Result<(TextTokenizer, SpecialTokens), ModelError> {
+    let tok = GgufTokenizer::from_gguf(file).map_err(crate::tokenize::TokenizeError::from)?;
+    let special = SpecialTokens {
+        bos: tok.bos_id.map(i64::from),
+        eos: tok.eos_id.map(i64::from).into_iter().collect(),
+    };
+    Ok((TextTokenizer::new(tok.tokenizer), special))
 }
 
 /// The Hugging Face name of a GGUF tensor (`blk.3.attn_q.weight` →

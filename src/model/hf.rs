@@ -23,11 +23,28 @@ pub fn load(dir: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
         return Err(ModelError::NotAModel(dir.to_path_buf()));
     }
     let config: ModelConfig = parse_json_as(&config_path)?;
-    let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-    let special = special_tokens(dir, &config, &tokenizer)?;
+    let (tokenizer, special) = tokenizer_with_config(dir, &config)?;
     let model = Model::unfilled(config, tokenizer, special, opts, dir)?;
     reload_weights(&model, dir)?;
     Ok(model.finish_load())
+}
+
+/// The tokenizer and special tokens of the model in `dir`, without its weights.
+pub fn tokenizer(dir: &Path) -> Result<(TextTokenizer, SpecialTokens), ModelError> {
+    let config_path = dir.join("config.json");
+    if !config_path.is_file() {
+        return Err(ModelError::NotAModel(dir.to_path_buf()));
+    }
+    tokenizer_with_config(dir, &parse_json_as(&config_path)?)
+}
+
+fn tokenizer_with_config(
+    dir: &Path,
+    config: &ModelConfig,
+) -> Result<(TextTokenizer, SpecialTokens), ModelError> {
+    let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let special = special_tokens(dir, config, &tokenizer)?;
+    Ok((tokenizer, special))
 }
 
 /// Overwrite `model`'s parameters with the weights saved in `dir` (a checkpoint of the same

@@ -390,18 +390,52 @@ fn no_server_is_an_error_naming_the_url() {
 }
 
 /// Prompt [5, 6], continuation [7, 8]: the sequence sent is [5, 6, 7, 8], and the
-/// continuation's scores are the log-probabilities at positions 2 and 3.
+/// continuation's scores are the log-probabilities at positions 2 and 3. The mock server
+/// gives token `id` the log-probability `-id / 4`: -1.75 and -2.
 const PAIR: ([i64; 2], [i64; 2]) = ([5, 6], [7, 8]);
 
-fn score_with(answer: serde_json::Value) -> (Server, Result<Vec<Vec<f32>>, String>) {
+fn logprob(id: &serde_json::Value) -> f64 {
+    -(id.as_i64().unwrap() as f64) / 4.0
+}
+
+/// vLLM's shape: per position, the actual token's entry (and a likelier one beside it).
+fn vllm_prompt_logprobs(r: &Received) -> ResponseTemplate {
+    let b = body(r);
+    let positions: Vec<serde_json::Value> = b["prompt"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, id)| match i {
+            0 => serde_json::Value::Null,
+            _ => json!({
+                id.to_string(): {"logprob": logprob(id), "rank": 2, "decoded_token": "x"},
+                "99999": {"logprob": -0.01, "rank": 1, "decoded_token": "y"},
+            }),
+        })
+        .collect();
+    ResponseTemplate::new(200).set_body_json(json!({"choices": [{"index": 0, "text": "!",
+        "finish_reason": "length", "prompt_logprobs": positions}]}))
+}
+
+/// OpenAI's legacy shape: the echoed prompt's `token_logprobs`, then the generated token's.
+fn echoed_logprobs(r: &Received) -> ResponseTemplate {
+    let b = body(r);
+    let ids = b["prompt"].as_array().unwrap();
+    let mut lp: Vec<serde_json::Value> = ids.iter().map(|id| json!(logprob(id))).collect();
+    lp[0] = serde_json::Value::Null;
+    lp.push(json!(-0.75));
+    ResponseTemplate::new(200).set_body_json(json!({"choices": [{"index": 0, "text": "!",
+        "finish_reason": "length", "logprobs": {"token_logprobs": lp}}]}))
+}
+
+fn score_with(
+    respond: impl Fn(&Received) -> ResponseTemplate + Send + Sync + 'static,
+) -> (Server, Result<Vec<Vec<f32>>, String>) {
     let s = Server::vllm();
     let remote = s.connect(&options());
     s.reset();
-    s.mount(
-        Mock::given(method("POST"))
-            .and(path("/v1/completions"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(answer)),
-    );
+    s.mount_completions(respond);
     let pairs = vec![(PAIR.0.to_vec(), PAIR.1.to_vec()), (vec![5], vec![])];
     let scored = remote.score(&pairs, 8).map_err(|e| e.to_string());
     (s, scored)
@@ -409,16 +443,8 @@ fn score_with(answer: serde_json::Value) -> (Server, Result<Vec<Vec<f32>>, Strin
 
 #[test]
 fn scores_come_from_vllm_prompt_logprobs() {
-    let (s, scored) = score_with(json!({"choices": [{"index": 0, "text": "!",
-    "finish_reason": "length",
-    "prompt_logprobs": [
-        null,
-        {"6": {"logprob": -0.5, "rank": 1, "decoded_token": "b"}},
-        {"7": {"logprob": -1.25, "rank": 3, "decoded_token": "c"},
-         "9": {"logprob": -0.125, "rank": 1, "decoded_token": "z"}},
-        {"8": {"logprob": -2.0, "rank": 2, "decoded_token": "d"}},
-    ]}]}));
-    assert_eq!(scored.unwrap(), [vec![-1.25, -2.0], vec![]]);
+    let (s, scored) = score_with(vllm_prompt_logprobs);
+    assert_eq!(scored.unwrap(), [vec![-1.75, -2.0], vec![]]);
     let sent = s.completions();
     assert_eq!(sent.len(), 1, "an empty continuation needs no request");
     assert_eq!(sent[0]["prompt"], json!([5, 6, 7, 8]));
@@ -429,38 +455,35 @@ fn scores_come_from_vllm_prompt_logprobs() {
 
 #[test]
 fn scores_come_from_echoed_logprobs_otherwise() {
-    let (_, scored) = score_with(json!({"choices": [{"index": 0, "text": "abcd!",
-        "finish_reason": "length",
-        "logprobs": {"tokens": ["a", "b", "c", "d", "!"],
-                     "token_logprobs": [null, -0.5, -1.25, -2.0, -0.75]}}]}));
-    assert_eq!(scored.unwrap(), [vec![-1.25, -2.0], vec![]]);
+    let (_, scored) = score_with(echoed_logprobs);
+    assert_eq!(scored.unwrap(), [vec![-1.75, -2.0], vec![]]);
 }
 
 #[test]
-fn a_server_without_prompt_logprobs_cannot_score() {
-    let (_, scored) = score_with(json!({"choices": [{"index": 0, "text": "!",
-        "finish_reason": "length", "logprobs": null}]}));
+fn a_server_without_prompt_logprobs_cannot_score_and_is_asked_once() {
+    let plain = |_: &Received| {
+        ResponseTemplate::new(200).set_body_json(json!({"choices": [{"index": 0, "text": "!",
+            "finish_reason": "length", "logprobs": null}]}))
+    };
+    let (s, scored) = score_with(plain);
     let err = scored.unwrap_err();
     assert!(
         err.contains("no prompt log-probabilities") && err.contains("model_load"),
         "{err}"
     );
-    // llama.cpp's server refuses `echo` outright.
-    let s = Server::vllm();
-    let remote = s.connect(&options());
-    s.reset();
-    s.mount(
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(400).set_body_string("Only no echo is supported")),
-    );
-    let err = remote
-        .score(&[(PAIR.0.to_vec(), PAIR.1.to_vec())], 1)
-        .unwrap_err()
-        .to_string();
+    assert!(s.completions().is_empty(), "only the probe was sent");
+    // llama.cpp's server refuses `echo` outright (llama-cpp-python answers 500 to token
+    // ids): not retried.
+    let (s, scored) = score_with(|_: &Received| {
+        ResponseTemplate::new(500).set_body_string("Only no echo is supported")
+    });
+    let err = scored.unwrap_err();
     assert!(
-        err.contains("HTTP 400") && err.contains("echo") && err.contains("model_load"),
+        err.contains("HTTP 500") && err.contains("echo") && err.contains("model_load"),
         "{err}"
     );
+    let received = s.runtime.block_on(s.server.received_requests()).unwrap();
+    assert_eq!(received.len(), 1, "asked once");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use rlmec::engine::remote::probe::PROBE;
 use rlmec::engine::remote::{RemoteModel, RemoteOptions};
@@ -36,11 +37,13 @@ pub fn body(request: &Request) -> Value {
     serde_json::from_slice(&request.body).unwrap_or(Value::Null)
 }
 
-/// Whether a request is one of the engine's connection probes.
+/// Whether a request is one of the engine's probes: a completion of the probe text, or the
+/// scoring of its ids.
 pub fn is_probe(request: &Request) -> bool {
-    body(request)["prompt"]
-        .as_str()
-        .is_some_and(|p| p.starts_with(PROBE))
+    static PROBE_IDS: OnceLock<Value> = OnceLock::new();
+    let ids = PROBE_IDS.get_or_init(|| json!(tokenizer().encode(PROBE).unwrap()));
+    let prompt = &body(request)["prompt"];
+    prompt.as_str().is_some_and(|p| p.starts_with(PROBE)) || prompt == ids
 }
 
 /// A vLLM-like answer to a completion request: `n` choices, choice `i` the text

@@ -191,7 +191,7 @@ pub fn score_answer(response: &Value) -> Result<Value, String> {
             json!({"choices": [{"logprobs": {"token_logprobs": choice["logprobs"]["token_logprobs"]}}]}),
         )
     } else {
-        Err(no_prompt_logprobs())
+        Err(NO_PROMPT_LOGPROBS.to_string())
     }
 }
 
@@ -242,18 +242,11 @@ pub fn prompt_logprobs(response: &Value, ids: &[i64]) -> Result<Vec<f32>, String
             })
             .collect();
     }
-    Err(no_prompt_logprobs())
+    Err(NO_PROMPT_LOGPROBS.to_string())
 }
-
-/// What a server must give to score, and what to do without one.
-pub const SCORING_NEEDS: &str = "scoring needs the prompt's log-probabilities, which vLLM gives; without them, score with a native model (`model_load`)";
 
 /// Why an answer without prompt log-probabilities cannot score.
-fn no_prompt_logprobs() -> String {
-    format!(
-        "the server returned no prompt log-probabilities (neither vLLM's `prompt_logprobs` nor `logprobs` of an echoed prompt); {SCORING_NEEDS}"
-    )
-}
+const NO_PROMPT_LOGPROBS: &str = "the server returned no prompt log-probabilities (neither vLLM's `prompt_logprobs` nor `logprobs` of an echoed prompt)";
 
 #[cfg(test)]
 mod tests {
@@ -355,7 +348,7 @@ mod tests {
         assert_eq!(&lp[1..], [-0.5, -3.0]);
         let none = json!({"choices": [{"text": "!", "logprobs": null}]});
         let err = prompt_logprobs(&none, &[10, 11]).unwrap_err();
-        assert!(err.contains("model_load"), "{err}");
+        assert!(err.contains("no prompt log-probabilities"), "{err}");
         // What the cache keeps reads the same.
         for answer in [vllm, echoed] {
             let kept = score_answer(&answer).unwrap();
@@ -364,6 +357,6 @@ mod tests {
                 [-0.5, -3.0]
             );
         }
-        assert!(score_answer(&none).unwrap_err().contains("model_load"));
+        assert_eq!(score_answer(&none).unwrap_err(), NO_PROMPT_LOGPROBS);
     }
 }

@@ -207,6 +207,8 @@ pub struct RemoteModel {
     /// `OPENAI_API_KEY`, when set (sent as a header only: never logged or cached).
     key: Option<String>,
     features: Features,
+    /// Whether the server scores, once a call has asked ([`score`]).
+    scoring: std::sync::OnceLock<Result<(), String>>,
 }
 
 impl RemoteModel {
@@ -243,6 +245,7 @@ impl RemoteModel {
                 n: false,
                 logprobs: false,
             },
+            scoring: std::sync::OnceLock::new(),
         };
         probe::served_models(&remote)?;
         if opts.check_tokenizer {

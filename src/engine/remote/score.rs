@@ -2,16 +2,17 @@
 //! tokens matter, and a text prompt would be tokenized afresh — with the prompt echoed back
 //! with its log-probabilities ([`completions::score_body`]); the continuation's positions
 //! are its scores. Servers that give no prompt log-probabilities cannot score (llama.cpp's:
-//! llama-cpp-python needs `logits_all`, which crashed it): the error says so and points to
+//! its server refuses `echo`, llama-cpp-python token-id prompts): the first call finds out
+//! with one request, sent once, so such a server is not sent every pair to refuse each
+//! (retried: llama-cpp-python reports its refusal as HTTP 500), and the error points to
 //! native scoring.
 
 use std::sync::Arc;
 
-use super::RemoteModel;
-use super::completions;
+use super::{RemoteModel, completions, probe};
 use crate::engine::Engine;
 use crate::generate::GenerateError;
-use crate::http::Parse;
+use crate::http::{Exchange, Parse};
 
 /// [`crate::engine::Engine::score`] through `remote`'s server. Pairs without a continuation
 /// need no request.
@@ -35,14 +36,11 @@ pub fn score(
         .iter()
         .map(|ids| completions::score_body(remote.served_model(), ids))
         .collect();
+    if !asked.is_empty() {
+        check_scoring(remote)?;
+    }
     let parse: Parse = Arc::new(completions::score_answer);
-    let answers = remote.ask(bodies, &parse, "score").map_err(|e| match e {
-        // A refusal of the scoring request itself (llama.cpp's server refuses `echo`).
-        GenerateError::Server(m) if m.contains("HTTP 4") => {
-            GenerateError::Server(format!("{m}; {}", completions::SCORING_NEEDS))
-        }
-        other => other,
-    })?;
+    let answers = remote.ask(bodies, &parse, "score")?;
     let mut out = vec![Vec::new(); pairs.len()];
     for ((&i, ids), answer) in asked.iter().zip(&sequences).zip(answers) {
         let all = completions::prompt_logprobs(&answer, ids)
@@ -50,4 +48,33 @@ pub fn score(
         out[i] = all[pairs[i].0.len()..].to_vec();
     }
     Ok(out)
+}
+
+/// What a server must give to score, and what to do without one.
+const SCORING_NEEDS: &str = "scoring needs the prompt's log-probabilities, which vLLM gives; without them, score with a native model (`model_load`)";
+
+/// Whether the server scores: one scoring of the probe text, asked once per engine.
+fn check_scoring(remote: &RemoteModel) -> Result<(), GenerateError> {
+    let verdict = remote.scoring.get_or_init(|| {
+        let ids = remote
+            .tokenizer
+            .encode(probe::PROBE)
+            .map_err(|e| e.to_string())?;
+        let exchange = Exchange {
+            url: remote.completions_url(),
+            headers: remote.headers(),
+            body: completions::score_body(remote.served_model(), &ids),
+            key: String::new(),
+        };
+        let parse: Parse = Arc::new(completions::score_answer);
+        let answer = remote.client.post_once(&exchange, &parse)?;
+        completions::prompt_logprobs(&answer, &ids).map(|_| ())
+    });
+    verdict.clone().map_err(|e| {
+        GenerateError::Server(format!(
+            "{}: cannot score ({e}); {}",
+            remote.name(),
+            SCORING_NEEDS
+        ))
+    })
 }

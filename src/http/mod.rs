@@ -201,19 +201,16 @@ impl Client {
         }
     }
 
-    /// One request, retried as the module says, not cached (a probe).
-    pub fn post(&self, exchange: &Exchange, parse: &Parse) -> Result<Value, String> {
-        self.runtime.block_on(send::with_retries(
-            &self.client,
-            &self.name,
-            exchange,
-            &self.transport,
-            parse,
-        ))
+    /// One request, one attempt, not cached: a probe of what a server supports, whose
+    /// caller decides what a failure means (retrying a refusal that a server reports as a
+    /// 5xx, as llama-cpp-python does, would only delay the answer).
+    pub fn post_once(&self, exchange: &Exchange, parse: &Parse) -> Result<Value, String> {
+        self.runtime
+            .block_on(send::once(&self.client, exchange, parse))
     }
 
-    /// `GET url`: the JSON body of a 2xx answer (one attempt: callers poll).
-    pub fn get(&self, url: &str) -> Result<Value, String> {
-        self.runtime.block_on(send::get(&self.client, url))
+    /// `GET url` with `headers`: the JSON body of a 2xx answer (one attempt: callers poll).
+    pub fn get(&self, url: &str, headers: &[(String, String)]) -> Result<Value, String> {
+        self.runtime.block_on(send::get(&self.client, url, headers))
     }
 }

@@ -44,6 +44,19 @@ pub(super) async fn with_retries(
     }
 }
 
+/// `exchange` sent once: its answer, or why it failed.
+pub(super) async fn once(
+    client: &reqwest::Client,
+    exchange: &Exchange,
+    parse: &Parse,
+) -> Result<Value, String> {
+    attempt_once(client, exchange, parse)
+        .await
+        .map_err(|failure| match failure {
+            Failure::Retryable(e, _) | Failure::Fatal(e) => e,
+        })
+}
+
 async fn attempt_once(
     client: &reqwest::Client,
     exchange: &Exchange,
@@ -89,9 +102,16 @@ async fn attempt_once(
 }
 
 /// One `GET`, its JSON body when the status is 2xx.
-pub(super) async fn get(client: &reqwest::Client, url: &str) -> Result<Value, String> {
-    let response = client
-        .get(url)
+pub(super) async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+) -> Result<Value, String> {
+    let mut request = client.get(url);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request
         .send()
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;

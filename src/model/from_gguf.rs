@@ -13,25 +13,15 @@ use super::qk_permute::{permuted_heads, reverse_permute_weights};
 use super::weights::Filler;
 use super::{LoadOptions, Model, ModelError, SpecialTokens};
 use crate::gguf::GgufFile;
-use crate::tokenize::TextTokenizer;
+use crate::tokenize::{TextTokenizer, TokenizerMeta};
 use crate::tokenize::gguf::GgufTokenizer;
 
 pub fn load(path: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
     let file = GgufFile::open(path)?;
     let config = config(&file)?;
-    let tok = GgufTokenizer::from_gguf(&file).map_err(crate::tokenize::TokenizeError::from)?;
-    let special = SpecialTokens {
-        bos: tok.bos_id.map(i64::from),
-        eos: tok.eos_id.map(i64::from).into_iter().collect(),
-    };
-    let mut model = Model::unfilled(
-        config,
-        TextTokenizer::new(tok.tokenizer),
-        special,
-        opts,
-        path,
-    )?;
-    model.tokenizer_meta = tok.meta;
+    let (tokenizer, special, meta) = tokenizer_of(&file)?;
+    let mut model = Model::unfilled(config, tokenizer, special, opts, path)?;
+    model.tokenizer_meta = meta;
     let vars = model.var_store().variables();
     let mut filler = Filler::new(&vars, path);
     for info in file.tensors() {
@@ -53,6 +43,24 @@ pub fn load(path: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
     }
     filler.finish()?;
     Ok(model.finish_load())
+}
+
+/// The tokenizer and special tokens of the GGUF file at `path`, without its weights.
+pub fn tokenizer(path: &Path) -> Result<(TextTokenizer, SpecialTokens), ModelError> {
+    let (tokenizer, special, _) = tokenizer_of(&GgufFile::open(path)?)?;
+    Ok((tokenizer, special))
+}
+
+/// The tokenizer, its special tokens, and what the metadata says beyond the vocabulary.
+fn tokenizer_of(
+    file: &GgufFile,
+) -> Result<(TextTokenizer, SpecialTokens, TokenizerMeta), ModelError> {
+    let tok = GgufTokenizer::from_gguf(file).map_err(crate::tokenize::TokenizeError::from)?;
+    let special = SpecialTokens {
+        bos: tok.bos_id.map(i64::from),
+        eos: tok.eos_id.map(i64::from).into_iter().collect(),
+    };
+    Ok((TextTokenizer::new(tok.tokenizer), special, tok.meta))
 }
 
 /// The HF config a GGUF file's metadata describes.

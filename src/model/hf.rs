@@ -25,14 +25,33 @@ pub fn load(dir: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
         return Err(ModelError::NotAModel(dir.to_path_buf()));
     }
     let config: ModelConfig = parse_json_as(&config_path)?;
-    let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-    let tok_config: Option<Value> = optional_json(&dir.join("tokenizer_config.json"))?;
-    let special = special_tokens(dir, &config, &tokenizer, tok_config.as_ref())?;
-    let tokenizer_meta = tokenizer_meta(dir, &config, &tokenizer, tok_config.as_ref())?;
+    let (tokenizer, special, tokenizer_meta) = tokenizer_with_config(dir, &config)?;
     let mut model = Model::unfilled(config, tokenizer, special, opts, dir)?;
     model.tokenizer_meta = tokenizer_meta;
     reload_weights(&model, dir)?;
     Ok(model.finish_load())
+}
+
+/// The tokenizer and special tokens of the model in `dir`, without its weights.
+pub fn tokenizer(dir: &Path) -> Result<(TextTokenizer, SpecialTokens), ModelError> {
+    let config_path = dir.join("config.json");
+    if !config_path.is_file() {
+        return Err(ModelError::NotAModel(dir.to_path_buf()));
+    }
+    let (tokenizer, special, _) = tokenizer_with_config(dir, &parse_json_as(&config_path)?)?;
+    Ok((tokenizer, special))
+}
+
+/// The tokenizer, its special tokens, and what `tokenizer_config.json` adds for GGUF.
+fn tokenizer_with_config(
+    dir: &Path,
+    config: &ModelConfig,
+) -> Result<(TextTokenizer, SpecialTokens, TokenizerMeta), ModelError> {
+    let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let tok_config: Option<Value> = optional_json(&dir.join("tokenizer_config.json"))?;
+    let special = special_tokens(dir, config, &tokenizer, tok_config.as_ref())?;
+    let meta = tokenizer_meta(dir, config, &tokenizer, tok_config.as_ref())?;
+    Ok((tokenizer, special, meta))
 }
 
 /// Overwrite `model`'s parameters with the weights saved in `dir` (a checkpoint of the same

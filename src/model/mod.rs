@@ -211,6 +211,19 @@ impl std::fmt::Debug for Model {
     }
 }
 
+/// The tokenizer and special tokens of the model at `path` (a Hugging Face directory or a
+/// GGUF file) without its weights, read as [`Model::load`] reads them: what a model behind a
+/// server needs of the model it serves.
+pub fn tokenizer_of(path: &Path) -> Result<(TextTokenizer, SpecialTokens), ModelError> {
+    if path.is_dir() {
+        hf::tokenizer(path)
+    } else if path.extension().is_some_and(|e| e == "gguf") && path.is_file() {
+        from_gguf::tokenizer(path)
+    } else {
+        Err(ModelError::NotAModel(path.to_path_buf()))
+    }
+}
+
 impl Model {
     /// Load a GGUF file, a Hugging Face directory, or a PEFT adapter directory (its base model,
     /// named by `base_model_name_or_path`, with the adapter attached).

@@ -86,7 +86,11 @@ fn greedy_evaluation_through_llama_cpp_gives_the_native_tokens() {
         .map(|p| Request {
             prompt: model
                 .tokenizer
-                .encode(&policy_prompt(TaskKind::Qa, &p.problem, Fidelity::Corrected))
+                .encode(&policy_prompt(
+                    TaskKind::Qa,
+                    &p.problem,
+                    Fidelity::Corrected,
+                ))
                 .unwrap(),
             max_new_tokens: 48,
         })
@@ -191,9 +195,13 @@ fn qa_full_generates_through_servers_it_starts_and_stops() {
     // Every generation step went through a server the run started, with its log kept.
     for stage in ["samples", "grm_edits", "eval_start", "eval_rlmec"] {
         let log = out.join(stage).join("serve.log");
-        let text = std::fs::read_to_string(&log)
-            .unwrap_or_else(|e| panic!("{}: {e}", log.display()));
-        assert!(text.contains("Uvicorn running"), "{}: {text}", log.display());
+        let text =
+            std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        assert!(
+            text.contains("Uvicorn running"),
+            "{}: {text}",
+            log.display()
+        );
         assert!(
             out.join(stage).join("requests.jsonl").exists(),
             "{stage}: no request cache"

@@ -47,7 +47,9 @@ impl Default for ServeModelOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServedError {
-    #[error("option `serve` is empty: give the command that starts a server, e.g. \"vllm serve {{model}} --port {{port}}\"")]
+    #[error(
+        "option `serve` is empty: give the command that starts a server, e.g. \"vllm serve {{model}} --port {{port}}\""
+    )]
     NoTemplate,
     #[error("option `serve`: {0}")]
     Template(#[from] TemplateError),
@@ -76,7 +78,10 @@ pub fn serve(
         return Err(ServedError::NoTemplate);
     }
     let template = Template::parse(&opts.serve)?;
-    let log = opts.log.clone().unwrap_or_else(|| beside(model, "serve.log"));
+    let log = opts
+        .log
+        .clone()
+        .unwrap_or_else(|| beside(model, "serve.log"));
     let gguf_path = log.with_file_name("model.gguf");
     let (source, dtype) = (model.to_path_buf(), opts.gguf_dtype);
     let inputs = ServeInputs {

@@ -13,8 +13,8 @@ use super::qk_permute::{permuted_heads, reverse_permute_weights};
 use super::weights::Filler;
 use super::{LoadOptions, Model, ModelError, SpecialTokens};
 use crate::gguf::GgufFile;
-use crate::tokenize::{TextTokenizer, TokenizerMeta};
 use crate::tokenize::gguf::GgufTokenizer;
+use crate::tokenize::{TextTokenizer, TokenizerMeta};
 
 pub fn load(path: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
     let file = GgufFile::open(path)?;

@@ -60,8 +60,7 @@ pub mod serve_api {
         let mut o = Options::new("model_remote", options);
         let opts: RemoteOptions = o.parse()?;
         o.finish()?;
-        let remote =
-            RemoteModel::connect(spec, &opts).map_err(|e| format!("model_remote: {e}"))?;
+        let remote = RemoteModel::connect(spec, &opts).map_err(|e| format!("model_remote: {e}"))?;
         Ok(ModelHandle::remote(remote))
     }
 

@@ -146,17 +146,23 @@ fn choice(c: &Value) -> Result<Choice, String> {
     let text = c["text"]
         .as_str()
         .ok_or_else(|| format!("a choice without `text`: {c}"))?;
-    // vLLM names the stop string that ended a completion (`stop_reason`); EOS or a stop
-    // token leaves it null or an id.
-    let finish = match (c["finish_reason"].as_str(), &c["stop_reason"]) {
-        (Some("length"), _) => Finish::Length,
-        (Some("stop"), Value::String(_)) => Finish::Stop,
-        (Some("stop"), _) => Finish::Eos,
-        (other, _) => return Err(format!("a choice that ended with `{other:?}`: {c}")),
-    };
     let tokens: Option<Vec<&str>> = c["logprobs"]["tokens"]
         .as_array()
         .and_then(|t| t.iter().map(Value::as_str).collect());
+    // vLLM names the stop string that ended a completion (`stop_reason`); EOS or a stop
+    // token leaves it null or an id. llama.cpp names none, but the tokens it reports go on
+    // past the text it cut before a stop string (an EOS is not among them).
+    let past_the_text = tokens
+        .as_ref()
+        .map(|t| t.concat())
+        .is_some_and(|spelled| spelled.len() > text.len() && spelled.starts_with(text));
+    let finish = match (c["finish_reason"].as_str(), &c["stop_reason"]) {
+        (Some("length"), _) => Finish::Length,
+        (Some("stop"), Value::String(_)) => Finish::Stop,
+        (Some("stop"), _) if past_the_text => Finish::Stop,
+        (Some("stop"), _) => Finish::Eos,
+        (other, _) => return Err(format!("a choice that ended with `{other:?}`: {c}")),
+    };
     let ids_of_tokens: Option<Vec<i64>> = tokens.as_ref().and_then(|t| {
         t.iter()
             .map(|s| s.strip_prefix("token_id:")?.parse().ok())
@@ -307,6 +313,13 @@ mod tests {
         assert_eq!(c[0].ids, Some(vec![7, 2]));
         assert_eq!(c[0].tokens, None);
         assert_eq!(c[1].finish(), Finish::Stop);
+        // llama.cpp: no stop_reason, its tokens spell the stop string the text leaves out.
+        let cut = json!({"choices": [{"text": " a", "finish_reason": "stop",
+            "logprobs": {"tokens": [" a", "\n\n"], "token_logprobs": [-0.1, -0.2]}}]});
+        assert_eq!(choices(&cut).unwrap()[0].finish(), Finish::Stop);
+        let eos = json!({"choices": [{"text": " a", "finish_reason": "stop",
+            "logprobs": {"tokens": [" a"], "token_logprobs": [-0.1]}}]});
+        assert_eq!(choices(&eos).unwrap()[0].finish(), Finish::Eos);
         assert_eq!(c[1].ids, Some(vec![5, 6]));
         assert_eq!(c[1].logprobs, Some(vec![-0.5, -0.25]));
         let llama =

@@ -25,9 +25,9 @@
 //!   `logprobs: false` option) or its tokens do not spell the text. vLLM reports the raw
 //!   model's (`--logprobs-mode raw_logprobs`, its default), the native engine's quantity;
 //!   other servers may report them after temperature and filtering.
-//! - `finish` is `stop` only when the server names the stop string that ended a completion
-//!   (vLLM's `stop_reason`); llama.cpp's servers report EOS and stop strings alike as `stop`,
-//!   read as `eos`.
+//! - `finish` is `stop` when the server names the stop string that ended a completion
+//!   (vLLM's `stop_reason`) or, as llama.cpp's servers name none, when the tokens it reports
+//!   (with `logprobs`) go on past the text; otherwise a `stop` is `eos`.
 //! - Sampling follows the server's generator: the same seed gives other samples than
 //!   natively (but the same ones on every rerun against the same server).
 //! - `batch_size` has no effect (`concurrency` bounds the requests in flight); nor has

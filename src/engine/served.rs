@@ -115,6 +115,9 @@ fn as_gguf(model: &Path, path: &Path, dtype: GgufDtype) -> Result<PathBuf, Strin
     if model.is_file() && model.extension().is_some_and(|e| e == "gguf") {
         return Ok(model.to_path_buf());
     }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     let loaded = Model::load(model, LoadOptions::default()).map_err(|e| e.to_string())?;
     loaded
         .save_gguf(path, &GgufOptions { dtype })

@@ -21,6 +21,7 @@ pub mod rewards;
 pub mod run;
 pub mod script;
 pub mod shipped;
+pub mod spend;
 pub mod tasks;
 pub mod teacher;
 pub mod testing;

@@ -23,6 +23,7 @@ pub mod run;
 pub mod script;
 pub mod serve;
 pub mod shipped;
+pub mod spend;
 pub mod tasks;
 pub mod teacher;
 pub mod testing;

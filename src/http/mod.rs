@@ -6,10 +6,14 @@
 //! retried with exponential backoff and jitter, honouring `Retry-After`; other 4xx fail at
 //! once. Every answer is cached ([`cache`]) as soon as it arrives, so a request answered once
 //! is never sent again — not by a rerun after a failure, nor by the next run. Keys travel in
-//! headers only: never logged, cached or written.
+//! headers only: never logged, cached or written. Each answer's tokens (the API's `usage`)
+//! are kept beside it and counted per batch; a [`Limit`] (a teacher's budget) can hold
+//! requests back before they are sent.
 
+mod batch;
 pub mod cache;
 mod send;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +21,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use cache::Cache;
+pub use usage::{Tally, Usage};
 
 /// How requests travel: concurrency, time limits, retries.
 #[derive(Debug, Clone)]
@@ -51,26 +56,47 @@ pub struct Exchange {
     pub headers: Vec<(String, String)>,
     pub body: Value,
     pub key: String,
+    /// The most tokens the request can take (e.g. its body's bytes and its `max_tokens`): a
+    /// limit counts this for a request until an answer of its batch shows what one takes.
+    pub bound: Usage,
 }
 
 /// What to keep of a successful response body: the value cached and returned, or why the
 /// body is not an answer (not retried: the server said something else).
 pub type Parse = Arc<dyn Fn(&Value) -> Result<Value, String> + Send + Sync>;
 
+/// Whether a batch may take this much: its answers so far (cached and received), the
+/// requests in flight and the next one, each unanswered request counted at an estimate
+/// ([`batch`]). A request goes out only when the limit says yes.
+pub type Limit = dyn Fn(&Tally) -> bool;
+
 /// A batch's answers in request order (each what [`Parse`] kept, or why it failed for good),
-/// with how many were sent and how many came from the cache.
+/// with how many were sent, came from the cache or were held back by the batch's limit, and
+/// the tokens they took.
 #[derive(Debug)]
 pub struct Outcome {
     pub answers: Vec<Result<Value, String>>,
+    /// Requests sent, answered or not.
     pub sent: usize,
     pub cached: usize,
+    /// Requests not sent because the limit said no (their answers are errors saying so).
+    pub held: usize,
+    /// The tokens of the answers to the requests sent.
+    pub sent_usage: Usage,
+    /// The tokens of every answer: sent and cached.
+    pub used_usage: Usage,
 }
 
 impl Outcome {
+    /// How many requests have an answer (sent or cached).
+    pub fn answered(&self) -> usize {
+        self.answers.iter().filter(|a| a.is_ok()).count()
+    }
+
     /// Every answer, or the first failure with how many of the batch are missing (the others
     /// are cached: a rerun asks only for the missing ones).
     pub fn all(self) -> Result<Vec<Value>, String> {
-        let missing = self.answers.iter().filter(|a| a.is_err()).count();
+        let missing = self.answers.len() - self.answered();
         let total = self.answers.len();
         let mut out = Vec::with_capacity(total);
         for answer in self.answers {
@@ -120,85 +146,18 @@ impl Client {
     }
 
     /// Send every exchange not in `cache` (concurrently, retried as the module says), cache
-    /// each answer as it arrives, and return them all in order. `label` names the progress
-    /// bar.
+    /// each answer as it arrives, and return them all in order. With a `limit`, a request
+    /// goes out only while the limit allows what the batch's answers would then take
+    /// ([`batch`]); the rest are held back. `label` names the progress bar.
     pub fn run(
         &self,
         exchanges: &[Exchange],
         cache: &Arc<Cache>,
         parse: &Parse,
+        limit: Option<&Limit>,
         label: &str,
     ) -> Outcome {
-        let mut answers: Vec<Option<Result<Value, String>>> = exchanges
-            .iter()
-            .map(|e| cache.get(&e.key).map(Ok))
-            .collect();
-        let missing: Vec<usize> = (0..answers.len())
-            .filter(|&i| answers[i].is_none())
-            .collect();
-        let cached = exchanges.len() - missing.len();
-        if !missing.is_empty() {
-            tracing::info!(
-                "{}: {} request(s), {cached} from the cache",
-                self.name,
-                exchanges.len()
-            );
-            let bar = crate::progress::bar(missing.len() as u64, label);
-            let done = self.runtime.block_on(async {
-                let gate = Arc::new(tokio::sync::Semaphore::new(
-                    self.transport.concurrency.max(1),
-                ));
-                let mut tasks = tokio::task::JoinSet::new();
-                for &i in &missing {
-                    let (gate, client, cache, parse) = (
-                        gate.clone(),
-                        self.client.clone(),
-                        cache.clone(),
-                        parse.clone(),
-                    );
-                    let (exchange, transport, name) = (
-                        exchanges[i].clone(),
-                        self.transport.clone(),
-                        self.name.clone(),
-                    );
-                    tasks.spawn(async move {
-                        let _permit = gate
-                            .acquire_owned()
-                            .await
-                            .expect("the semaphore is never closed");
-                        let reply =
-                            send::with_retries(&client, &name, &exchange, &transport, &parse).await;
-                        if let Ok(answer) = &reply
-                            && let Err(e) = cache.put(&exchange.key, answer)
-                        {
-                            tracing::warn!("request cache: {e}");
-                        }
-                        (i, reply)
-                    });
-                }
-                let mut done = Vec::new();
-                while let Some(joined) = tasks.join_next().await {
-                    bar.inc(1);
-                    match joined {
-                        Ok(result) => done.push(result),
-                        Err(e) => tracing::error!("{}: a request task failed: {e}", self.name),
-                    }
-                }
-                done
-            });
-            bar.finish_and_clear();
-            for (i, reply) in done {
-                answers[i] = Some(reply);
-            }
-        }
-        Outcome {
-            answers: answers
-                .into_iter()
-                .map(|a| a.unwrap_or_else(|| Err("the request was lost".to_string())))
-                .collect(),
-            sent: missing.len(),
-            cached,
-        }
+        batch::run(self, exchanges, cache, parse, limit, label)
     }
 
     /// One request, one attempt, not cached: a probe of what a server supports, whose

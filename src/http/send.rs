@@ -5,7 +5,8 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::Value;
 
-use super::{Exchange, Parse, Transport};
+use super::cache::Answer;
+use super::{Exchange, Parse, Transport, Usage};
 
 /// Why an attempt failed.
 enum Failure {
@@ -14,14 +15,15 @@ enum Failure {
     Fatal(String),
 }
 
-/// `exchange` sent until it is answered, fails for good, or the retries are spent.
+/// `exchange` sent until it is answered, fails for good, or the retries are spent: what
+/// `parse` kept of the answer, and the tokens it took.
 pub(super) async fn with_retries(
     client: &reqwest::Client,
     name: &str,
     exchange: &Exchange,
     transport: &Transport,
     parse: &Parse,
-) -> Result<Value, String> {
+) -> Result<Answer, String> {
     let mut attempt = 0;
     loop {
         match attempt_once(client, exchange, parse).await {
@@ -52,6 +54,7 @@ pub(super) async fn once(
 ) -> Result<Value, String> {
     attempt_once(client, exchange, parse)
         .await
+        .map(|answer| answer.reply)
         .map_err(|failure| match failure {
             Failure::Retryable(e, _) | Failure::Fatal(e) => e,
         })
@@ -61,7 +64,7 @@ async fn attempt_once(
     client: &reqwest::Client,
     exchange: &Exchange,
     parse: &Parse,
-) -> Result<Value, Failure> {
+) -> Result<Answer, Failure> {
     let mut request = client.post(&exchange.url).json(&exchange.body);
     for (name, value) in &exchange.headers {
         request = request.header(name, value);
@@ -91,7 +94,11 @@ async fn attempt_once(
             let value: Value = serde_json::from_str(&text).map_err(|_| {
                 Failure::Fatal(format!("malformed JSON in the response: {excerpt}"))
             })?;
-            parse(&value).map_err(Failure::Fatal)
+            let reply = parse(&value).map_err(Failure::Fatal)?;
+            Ok(Answer {
+                reply,
+                usage: Usage::of(&value),
+            })
         }
         429 | 529 | 500..=599 => Err(Failure::Retryable(
             format!("HTTP {status}: {excerpt}"),

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::budget::{Budget, Price};
 use super::http::backend::Backend;
 use super::http::{HttpOptions, HttpTeacher};
 use super::minimum_edit::{EditRecord, Sample, judge_all, records};
@@ -109,6 +110,10 @@ pub struct TeacherOptions {
     pub timeout_s: f64,
     /// HTTP retries after the first attempt.
     pub retries: u32,
+    /// An HTTP teacher's price, for the cost of its answers.
+    pub teacher_price: Price,
+    /// What an HTTP teacher's answers may take in all, cached ones included.
+    pub teacher_budget: Budget,
     /// How a `model:<path>` teacher is loaded.
     #[serde(flatten)]
     pub load: LoadOptions,
@@ -127,6 +132,8 @@ impl Default for TeacherOptions {
             concurrency: http.transport.concurrency,
             timeout_s: http.transport.timeout.as_secs_f64(),
             retries: http.transport.retries,
+            teacher_price: http.price,
+            teacher_budget: http.budget,
             load: LoadOptions::default(),
         }
     }
@@ -143,6 +150,8 @@ impl TeacherOptions {
                 ..defaults.transport
             },
             max_tokens: self.max_new_tokens.unwrap_or(defaults.max_tokens),
+            price: self.teacher_price,
+            budget: self.teacher_budget,
             ..defaults
         }
     }

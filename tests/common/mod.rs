@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod remote;
+pub mod teacher_server;
 pub mod training;
 
 use std::path::{Path, PathBuf};

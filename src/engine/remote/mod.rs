@@ -296,6 +296,7 @@ impl RemoteModel {
         let exchanges: Vec<Exchange> = bodies
             .into_iter()
             .map(|body| Exchange {
+                bound: Default::default(),
                 url: self.completions_url(),
                 headers: self.headers(),
                 key: cache::key(&self.cache_identity, self.served_model(), &body),
@@ -303,7 +304,7 @@ impl RemoteModel {
             })
             .collect();
         self.client
-            .run(&exchanges, &self.cache, parse, label)
+            .run(&exchanges, &self.cache, parse, None, label)
             .all()
             .map_err(|e| GenerateError::Server(format!("{}: {label}: {e}", self.name())))
     }

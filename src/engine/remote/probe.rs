@@ -114,6 +114,7 @@ pub fn check_tokenizer(
     let mut failures = Vec::new();
     for endpoint in ["/tokenize", "/extras/tokenize"] {
         let exchange = Exchange {
+            bound: Default::default(),
             url: format!("{}{endpoint}", remote.base_url()),
             headers: remote.headers(),
             // vLLM reads `prompt`, llama.cpp `content`, llama-cpp-python `input`. Each is
@@ -191,6 +192,7 @@ pub fn features(remote: &RemoteModel, logprobs: bool) -> Result<Features, Remote
             logprobs,
         );
         let exchange = Exchange {
+            bound: Default::default(),
             url: remote.completions_url(),
             headers: remote.headers(),
             body,

@@ -61,6 +61,7 @@ fn check_scoring(remote: &RemoteModel) -> Result<(), GenerateError> {
             .encode(probe::PROBE)
             .map_err(|e| e.to_string())?;
         let exchange = Exchange {
+            bound: Default::default(),
             url: remote.completions_url(),
             headers: remote.headers(),
             body: completions::score_body(remote.served_model(), &ids),

@@ -5,18 +5,24 @@
 //! Requests travel through [`crate::http`] (bounded concurrency, retries honouring
 //! `Retry-After`, every answer cached before it is used, so no paid request is ever made
 //! twice). Keys are read from the environment only and never logged, cached or written.
+//!
+//! Every batch's requests, cached answers, tokens and (with a [`Price`]) dollars go to the
+//! process's [`crate::spend`] ledger; a [`Budget`] holds requests back before they are sent
+//! (see [`super::budget`]) and the teacher then fails saying how far it got.
 
 pub mod backend;
 mod examples;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+use super::budget::{Budget, Price};
 use super::prompts::{LOCATE_INSTRUCTION, REWRITE_INSTRUCTION};
 use super::solution::numbered;
 use super::{Case, Teacher, TeacherError};
-use crate::http::{Cache, Client, Exchange, Parse, Transport, cache};
+use crate::http::{Cache, Client, Exchange, Limit, Parse, Tally, Transport, Usage, cache};
+use crate::spend::{self, Spend};
 use crate::tasks::TaskKind;
 use backend::{Backend, Chat};
 
@@ -26,6 +32,9 @@ pub struct HttpOptions {
     /// docs/method.md, step 2: the public teacher used temperature 0 and at most 350 tokens.
     pub max_tokens: usize,
     pub temperature: f64,
+    pub price: Price,
+    /// What this teacher's answers may take in all (cached ones included).
+    pub budget: Budget,
 }
 
 impl Default for HttpOptions {
@@ -34,6 +43,8 @@ impl Default for HttpOptions {
             transport: Transport::default(),
             max_tokens: 350,
             temperature: 0.0,
+            price: Price::default(),
+            budget: Budget::default(),
         }
     }
 }
@@ -45,6 +56,9 @@ pub struct HttpTeacher {
     cache: Arc<Cache>,
     client: Client,
     key: Option<String>,
+    /// The answers this teacher has given so far (cached ones included), which its budget
+    /// bounds.
+    answered: Mutex<Tally>,
 }
 
 /// The locate question (step 2a), exactly as docs/method.md ("Exact strings") gives it.
@@ -96,6 +110,8 @@ impl HttpTeacher {
         if key.is_none() && matches!(backend, Backend::Anthropic { .. }) {
             return Err(failed(format!("{} is not set", backend.key_variable())));
         }
+        opts.price.validate().map_err(failed)?;
+        opts.budget.validate(&opts.price).map_err(failed)?;
         let client = Client::new(&backend.name(), opts.transport.clone()).map_err(failed)?;
         Ok(Self {
             backend,
@@ -104,35 +120,65 @@ impl HttpTeacher {
             cache: Arc::new(cache),
             client,
             key,
+            answered: Mutex::new(Tally::default()),
         })
     }
 
-    /// Complete every chat (cached ones from the cache), in order.
+    /// The request that asks `chat`.
+    fn exchange(&self, chat: &Chat) -> Exchange {
+        let body = self
+            .backend
+            .body(chat, self.opts.max_tokens, self.opts.temperature);
+        // A token takes at least a byte of the body.
+        let bound = Usage {
+            input_tokens: body.to_string().len() as u64,
+            output_tokens: self.opts.max_tokens as u64,
+        };
+        Exchange {
+            url: self.backend.url(),
+            headers: self.backend.headers(self.key.as_deref()),
+            key: cache::key(&self.backend.name(), self.backend.model(), &body),
+            body,
+            bound,
+        }
+    }
+
+    /// Complete every chat (cached ones from the cache), in order, within the budget; what
+    /// the batch took goes to the [`spend`] ledger.
     pub fn complete_all(&self, chats: &[Chat]) -> Result<Vec<String>, TeacherError> {
-        let exchanges: Vec<Exchange> = chats
-            .iter()
-            .map(|c| {
-                let body = self
-                    .backend
-                    .body(c, self.opts.max_tokens, self.opts.temperature);
-                Exchange {
-                    url: self.backend.url(),
-                    headers: self.backend.headers(self.key.as_deref()),
-                    key: cache::key(&self.backend.name(), self.backend.model(), &body),
-                    body,
-                }
-            })
-            .collect();
+        let exchanges: Vec<Exchange> = chats.iter().map(|c| self.exchange(c)).collect();
         let backend = self.backend.clone();
         let parse: Parse = Arc::new(move |v: &Value| backend.text(v).map(Value::String));
-        let answers = self
+        let (budget, price) = (self.opts.budget, self.opts.price);
+        // Held for the batch: batches of one teacher count against its budget in turn.
+        let mut answered = self.answered.lock().unwrap_or_else(|e| e.into_inner());
+        let before = *answered;
+        let within = move |batch: &Tally| budget.allows(&(before + *batch), &price);
+        let limit = budget.limited().then_some(&within as &Limit);
+        let outcome = self
             .client
-            .run(&exchanges, &self.cache, &parse, "teacher")
-            .all()
-            .map_err(|message| TeacherError::Failed {
-                teacher: self.backend.name(),
-                message,
-            })?;
+            .run(&exchanges, &self.cache, &parse, limit, "teacher");
+        *answered = before
+            + Tally {
+                answers: outcome.answered(),
+                usage: outcome.used_usage,
+            };
+        spend::record(&Spend {
+            requests: outcome.sent as u64,
+            cached: outcome.cached as u64,
+            input_tokens: outcome.sent_usage.input_tokens,
+            output_tokens: outcome.sent_usage.output_tokens,
+            cost: price.cost_if_known(outcome.sent_usage),
+        });
+        let failed = |message: String| TeacherError::Failed {
+            teacher: self.backend.name(),
+            message,
+        };
+        if outcome.held > 0 {
+            let asked = before.answers + chats.len();
+            return Err(failed(budget.reached(asked, &answered, &price)));
+        }
+        let answers = outcome.all().map_err(failed)?;
         Ok(answers
             .into_iter()
             .map(|v| v.as_str().unwrap_or_default().to_string())

@@ -167,16 +167,18 @@ fn qa_full_generates_through_servers_it_starts_and_stops() {
     let knobs = [
         "engine=openai",
         serve_knob.as_str(),
-        "n_train=2",
-        "n_test=3",
+        // Enough samples, long enough to reach an answer, that some are correct: step 7
+        // trains on them whatever the one-step GRM makes of the wrong ones.
+        "n_train=6",
+        "n_test=2",
         "n_start=0",
         "sampling.n=2",
-        "sampling.max_new_tokens=24",
+        "sampling.max_new_tokens=128",
         "grm_train.max_len=512",
-        "grm_rewrite.max_new_tokens=24",
+        "grm_rewrite.max_new_tokens=48",
         "rewards.per_problem=2",
         "rl.max_len=512",
-        "evaluation.max_new_tokens=24",
+        "evaluation.max_new_tokens=32",
         "engine_options.startup_timeout_s=120",
     ];
     let mut args = vec![

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test crate uses its own subset
 
 pub mod cli;
+pub mod mock_api;
 pub mod remote;
 pub mod teacher_server;
 pub mod training;

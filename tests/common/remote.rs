@@ -11,7 +11,9 @@ use rlmec::engine::remote::{RemoteModel, RemoteOptions};
 use rlmec::tokenize::TextTokenizer;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, Request, ResponseTemplate};
+
+use super::mock_api::MockApi;
 
 pub const MODEL: &str = "tiny";
 
@@ -80,17 +82,20 @@ pub fn llama_cpp_completion(request: &Request) -> ResponseTemplate {
     ]}))
 }
 
-pub struct Server {
-    pub runtime: tokio::runtime::Runtime,
-    pub server: MockServer,
+pub struct Server(MockApi);
+
+impl std::ops::Deref for Server {
+    type Target = MockApi;
+
+    fn deref(&self) -> &MockApi {
+        &self.0
+    }
 }
 
 impl Server {
     /// A server listing the model; no tokenize endpoint and no completions yet.
     pub fn start() -> Self {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let server = runtime.block_on(MockServer::start());
-        let s = Self { runtime, server };
+        let s = Self(MockApi::start());
         s.mount(
             Mock::given(method("GET"))
                 .and(path("/v1/models"))
@@ -117,10 +122,6 @@ impl Server {
         s
     }
 
-    pub fn mount(&self, mock: Mock) {
-        self.runtime.block_on(mock.mount(&self.server));
-    }
-
     pub fn mount_completions(
         &self,
         respond: impl Fn(&Request) -> ResponseTemplate + Send + Sync + 'static,
@@ -130,11 +131,6 @@ impl Server {
                 .and(path("/v1/completions"))
                 .respond_with(respond),
         );
-    }
-
-    /// Forget the mocks and the requests received.
-    pub fn reset(&self) {
-        self.runtime.block_on(self.server.reset());
     }
 
     pub fn spec(&self) -> String {
@@ -147,9 +143,7 @@ impl Server {
 
     /// The bodies of the completion requests received, probes left out.
     pub fn completions(&self) -> Vec<Value> {
-        self.runtime
-            .block_on(self.server.received_requests())
-            .unwrap_or_default()
+        self.received()
             .iter()
             .filter(|r| r.url.path() == "/v1/completions" && !is_probe(r))
             .map(body)

@@ -5,29 +5,28 @@ use std::time::Duration;
 use rlmec::http::{Cache, Transport};
 use rlmec::tasks::TaskKind;
 use rlmec::teacher::http::{HttpOptions, HttpTeacher};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
-pub struct Server {
-    pub runtime: tokio::runtime::Runtime,
-    pub server: MockServer,
+use super::mock_api::MockApi;
+
+pub struct Server(MockApi);
+
+impl std::ops::Deref for Server {
+    type Target = MockApi;
+
+    fn deref(&self) -> &MockApi {
+        &self.0
+    }
 }
 
 impl Server {
     pub fn start() -> Self {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let server = runtime.block_on(MockServer::start());
-        Self { runtime, server }
-    }
-
-    pub fn mount(&self, mock: Mock) {
-        self.runtime.block_on(mock.mount(&self.server));
+        Self(MockApi::start())
     }
 
     /// Requests received so far.
     pub fn requests(&self) -> usize {
-        self.runtime
-            .block_on(self.server.received_requests())
-            .map_or(0, |r| r.len())
+        self.received().len()
     }
 
     /// The teacher spec that names this server: `openai:tiny@http://127.0.0.1:PORT`.

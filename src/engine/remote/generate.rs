@@ -27,12 +27,7 @@ pub fn generate(
     requests: &[Request],
     opts: &GenerateOptions,
 ) -> Result<Vec<Generation>, GenerateError> {
-    opts.sampling.validate().map_err(GenerateError::Invalid)?;
-    if let Some(i) = requests.iter().position(|r| r.prompt.is_empty()) {
-        return Err(GenerateError::Invalid(format!(
-            "prompt {i} is empty: nothing to continue"
-        )));
-    }
+    crate::generate::validate(requests, opts)?;
     let tokenizer = &remote.tokenizer;
     let planned = plan(
         requests,

@@ -5,8 +5,8 @@
 //! - Greedy evaluation of 10 ECQA test problems through the server gives the native
 //!   engine's tokens.
 //! - `qa_full` with `engine=openai` runs every generation step through servers it starts
-//!   from the `serve` template (the policy's GGUF as it is, the trained GRM and policy saved
-//!   as GGUF on demand), and leaves no server behind.
+//!   from the `serve` template (the models it trains saved as GGUF on demand), and leaves no
+//!   server behind.
 //!
 //! Without the venv or the default model the tests are skipped with the reason (they fail
 //! under CI, where `make test` provides both).
@@ -16,6 +16,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::cli::{rlmec_command, stderr, stdout};
+use common::tiny::{TINY, sets};
 use rlmec::engine::Engine;
 use rlmec::engine::remote::RemoteOptions;
 use rlmec::engine::served::{ServeModelOptions, serve};
@@ -163,36 +164,24 @@ fn qa_full_generates_through_servers_it_starts_and_stops() {
     }
     let runs = tempfile::tempdir().unwrap();
     let out = runs.path().join("qa_engine");
-    let serve_knob = format!("serve={}", llama_cpp_template());
-    let knobs = [
-        "engine=openai",
-        serve_knob.as_str(),
-        // Enough samples, long enough to reach an answer, that some are correct: step 7
-        // trains on them whatever the one-step GRM makes of the wrong ones.
-        "n_train=6",
-        "n_test=2",
-        "n_start=0",
-        "sampling.n=2",
-        "sampling.max_new_tokens=128",
-        "grm_train.max_len=512",
-        "grm_rewrite.max_new_tokens=48",
-        "rewards.per_problem=2",
-        "rl.max_len=512",
-        "evaluation.max_new_tokens=32",
-        "engine_options.startup_timeout_s=120",
-    ];
+    // The whole procedure in seconds (the synthetic task, a policy of a few thousand
+    // parameters trained from scratch, which llama.cpp serves like any llama), every
+    // generation step through a server.
     let mut args = vec![
         "scripts/qa_full.rhai".to_string(),
         "--out".into(),
         out.display().to_string(),
     ];
-    for k in knobs {
-        args.extend(["--set".to_string(), k.to_string()]);
-    }
+    args.extend(sets(TINY));
+    args.extend(sets(&[
+        "engine=openai",
+        &format!("serve={}", llama_cpp_template()),
+        "engine_options.startup_timeout_s=120",
+    ]));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = rlmec_command(&args).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("start"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("rlmec synthetic"), "{}", stdout(&o));
 
     // Every generation step went through a server the run started, with its log kept.
     for stage in ["samples", "grm_edits", "eval_start", "eval_rlmec"] {
@@ -209,9 +198,10 @@ fn qa_full_generates_through_servers_it_starts_and_stops() {
             "{stage}: no request cache"
         );
     }
-    // Trained models were saved as GGUF for the server; the given GGUF was served as is.
-    assert!(out.join("grm_edits/model.gguf").exists());
-    assert!(!out.join("samples/model.gguf").exists());
+    // Models the run trained (all of them here) were saved as GGUF for the server.
+    for stage in ["samples", "grm_edits", "eval_rlmec"] {
+        assert!(out.join(stage).join("model.gguf").exists(), "{stage}");
+    }
     let samples = std::fs::read_to_string(out.join("stages/samples.json")).unwrap();
     assert!(samples.contains("prediction"), "{samples}");
     assert!(

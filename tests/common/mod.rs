@@ -5,6 +5,7 @@ pub mod cli;
 pub mod mock_api;
 pub mod remote;
 pub mod teacher_server;
+pub mod tiny;
 pub mod training;
 
 use std::path::{Path, PathBuf};

@@ -181,7 +181,13 @@ fn qa_full_generates_through_servers_it_starts_and_stops() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = rlmec_command(&args).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("rlmec synthetic"), "{}", stdout(&o));
+    let table = stdout(&o);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("rlmec") && l.contains("synthetic")),
+        "{table}"
+    );
 
     // Every generation step went through a server the run started, with its log kept.
     for stage in ["samples", "grm_edits", "eval_start", "eval_rlmec"] {

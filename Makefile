@@ -19,7 +19,7 @@ RLMEC    := target/release/rlmec
 # Tests drive the release binary; one torch thread each (two OpenMP threads lose to one on a busy core).
 TEST_ENV := RLMEC_TORCH_THREADS=1
 
-.PHONY: setup demo reproduce-math test build check docs report-screenshot bench bench-train bench-lora bench-lora-scale bench-align bench-setup clean-deps
+.PHONY: setup llama-setup demo reproduce-math test build check docs report-screenshot bench bench-train bench-lora bench-lora-scale bench-align bench-setup clean-deps
 
 setup: $(STAMP) $(MODEL)
 
@@ -43,8 +43,30 @@ demo: build
 reproduce-math: build
 	$(RLMEC) scripts/math_full.rhai
 
-test: build
+test: build llama-setup
 	$(TEST_ENV) cargo test --release
+
+# A real llama.cpp server (llama-cpp-python's OpenAI-compatible one) for the tests that
+# check rlmec against another engine: docs/engines.md. PyPI has only its sdist, so pip
+# compiles llama.cpp (8-15 min on 2 cores; cmake and ninja come from PyPI as wheels).
+# The flags make a portable x86-64 AVX2 build: a GGML_NATIVE=ON (-march=native) build
+# segfaulted on its first evaluation on a Xeon with AMX; GGML_CPU_ALL_VARIANTS would build
+# CPU backends this package neither installs nor loads; LLAVA_BUILD (multimodal) is not
+# needed. --no-cache-dir: pip would reuse a wheel it cached from other flags. The venv is
+# made where it stays (a moved venv's scripts keep the old path in their shebangs), so a
+# half-built one, without the stamp written last, is removed and built again.
+LLAMA_VENV  := .deps/llama-venv
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
+               -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DLLAVA_BUILD=OFF
+
+llama-setup: $(LLAMA_VENV)/.ready
+
+$(LLAMA_VENV)/.ready:
+	rm -rf $(LLAMA_VENV)
+	$(PYTHON) -m venv $(LLAMA_VENV)
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(LLAMA_VENV)/bin/python -m pip install --quiet \
+		--disable-pip-version-check --no-cache-dir 'llama-cpp-python[server]==0.3.36'
+	touch $@
 
 # What CI also checks: formatting, lints, and that docs/api.md matches `rlmec api`.
 check: setup

@@ -7,10 +7,12 @@
 
 pub mod align;
 pub mod device;
+pub mod engine;
 pub mod files;
 pub mod generate;
 pub mod gguf;
 pub mod heap;
+pub mod http;
 pub mod logging;
 pub mod model;
 pub mod options;
@@ -19,7 +21,9 @@ pub mod report;
 pub mod rewards;
 pub mod run;
 pub mod script;
+pub mod serve;
 pub mod shipped;
+pub mod spend;
 pub mod tasks;
 pub mod teacher;
 pub mod testing;

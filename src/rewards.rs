@@ -26,9 +26,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::align::{Mode, align};
+use crate::engine::Engine;
 use crate::generate::GenerateError;
-use crate::generate::score::score;
-use crate::model::Model;
 use crate::tasks::answer::{extract_answer, is_correct};
 use crate::tasks::prompt::policy_prompt;
 use crate::tasks::{Fidelity, TaskKind};
@@ -118,7 +117,7 @@ fn normalised(text: &str) -> String {
 #[derive(Clone, Copy)]
 pub enum TokenJudge<'a> {
     /// The trained GRM (the method).
-    Grm(&'a Model),
+    Grm(&'a dyn Engine),
     /// The record's own minimum edit: 1 for a token the fix keeps, 0 for one it changes
     /// (the paper's ablation without a GRM: rewards straight from the teacher's edits).
     TeacherEdit,
@@ -126,19 +125,19 @@ pub enum TokenJudge<'a> {
 
 /// The records of step 6 for `records` (steps 2/5's output), in record order.
 pub fn token_rewards(
-    policy: &Model,
+    policy: &dyn Engine,
     judge: TokenJudge,
     kind: TaskKind,
     records: &[EditRecord],
     opts: &RewardOptions,
 ) -> Result<Vec<Value>, GenerateError> {
     opts.validate().map_err(GenerateError::Invalid)?;
-    let eos =
-        *policy.special.eos.first().ok_or_else(|| {
-            GenerateError::Invalid("the policy has no end-of-sequence token".into())
-        })?;
+    let eos = *policy
+        .eos()
+        .first()
+        .ok_or_else(|| GenerateError::Invalid("the policy has no end-of-sequence token".into()))?;
     let with_eos = |text: &str| -> Result<Vec<i64>, GenerateError> {
-        let mut ids = policy.tokenizer.encode(text)?;
+        let mut ids = policy.tokenizer().encode(text)?;
         ids.push(eos);
         Ok(ids)
     };
@@ -182,7 +181,7 @@ pub fn token_rewards(
     for (i, correct) in chosen {
         let r = &records[i];
         let prompt = policy_prompt(kind, &r.question, opts.fidelity);
-        let prompt_ids = policy.tokenizer.encode(&prompt)?;
+        let prompt_ids = policy.tokenizer().encode(&prompt)?;
         let prediction = with_eos(&r.prediction)?;
         let target = if correct {
             prediction.clone()
@@ -207,7 +206,7 @@ pub fn token_rewards(
         .iter()
         .map(|it| (it.prompt_ids.clone(), it.prediction.clone()))
         .collect();
-    let ref_logp = score(policy, &ref_pairs, opts.batch_size)?;
+    let ref_logp = policy.score(&ref_pairs, opts.batch_size)?;
     let keep_prob: Vec<Vec<f64>> = match judge {
         TokenJudge::Grm(grm) => {
             let grm_pairs: Vec<(Vec<i64>, Vec<i64>)> = items
@@ -215,10 +214,10 @@ pub fn token_rewards(
                 .map(|it| {
                     let r = &records[it.record];
                     let prompt = grm_rewrite(&r.question, &r.solution, &r.prediction);
-                    Ok((grm.tokenizer.encode(&prompt)?, it.prediction.clone()))
+                    Ok((grm.tokenizer().encode(&prompt)?, it.prediction.clone()))
                 })
                 .collect::<Result<_, GenerateError>>()?;
-            score(grm, &grm_pairs, opts.batch_size)?
+            grm.score(&grm_pairs, opts.batch_size)?
                 .iter()
                 .map(|lp| lp.iter().map(|&l| f64::from(l).exp()).collect())
                 .collect()

@@ -1,6 +1,7 @@
 //! `make setup TORCH=...` and the targets after it, run for real on a copy of the Makefile
 //! and tools/setup_deps.py with the registry and cargo stubbed out: a fake `pip` module
-//! serves tiny wheels of the right shape, a fake `cargo` only records its arguments.
+//! serves tiny wheels of the right shape (and only reports the llama.cpp server's install,
+//! which compiles for minutes), a fake `cargo` only records its arguments.
 //!
 //! The README's GPU commands (`make setup TORCH=cuda`, then `make build`) once ended with
 //! the CPU libtorch: `build` depended on `setup` with the default `TORCH=cpu`, which
@@ -13,11 +14,16 @@ use std::process::Command;
 
 /// `python3 -m pip download ... -d DIR [--no-deps] REQ...`: one small wheel per requirement
 /// (with torch's CUDA dependencies unless --no-deps), holding what setup_deps.py extracts.
+/// `pip install ...` (the llama.cpp server's venv) prints what it was asked and with which
+/// CMAKE_ARGS, and installs nothing.
 const FAKE_PIP: &str = r#"
-import sys, zipfile
+import os, sys, zipfile
 from pathlib import Path
 
 args = sys.argv[1:]
+if args[0] == "install":
+    print("fake pip install", sys.prefix, args[1:], "CMAKE_ARGS=" + os.environ.get("CMAKE_ARGS", ""))
+    sys.exit(0)
 assert args[0] == "download", args
 dest = Path(args[args.index("-d") + 1])
 reqs = [a for a in args[1:] if not a.startswith("-") and a != str(dest)]
@@ -127,6 +133,17 @@ impl Project {
             .collect()
     }
 
+    /// The installs into the llama.cpp server's venv during `text`'s make run.
+    fn llama_installs(text: &str) -> Vec<&str> {
+        text.lines()
+            .filter(|l| l.starts_with("fake pip install"))
+            .collect()
+    }
+
+    fn llama_venv(&self) -> PathBuf {
+        self.root.join(".deps/llama-venv")
+    }
+
     fn libtorch(&self) -> PathBuf {
         self.root.join(".deps/libtorch")
     }
@@ -210,4 +227,40 @@ fn a_clean_clone_sets_up_the_cpu_variant_once() {
     let out = p.make(&["build"]);
     assert!(!out.contains("setup_deps.py"), "{out}");
     assert_eq!(p.cargo_calls(), ["build --release"]);
+}
+
+#[test]
+fn make_test_builds_the_llama_server_venv_once_and_redoes_a_half_built_one() {
+    let p = Project::new();
+    let out = p.make(&["test"]);
+    let installs = Project::llama_installs(&out);
+    assert_eq!(installs.len(), 1, "{out}");
+    // pip runs inside the venv, which sits where it stays (its scripts' shebangs hold it).
+    let venv = p.llama_venv();
+    assert!(
+        installs[0].contains(&format!(" {} ", venv.display())),
+        "{out}"
+    );
+    assert!(
+        installs[0].contains("'llama-cpp-python[server]==0.3.36'"),
+        "{out}"
+    );
+    // A portable build: no -march=native (it crashed on a Xeon with AMX).
+    assert!(installs[0].contains("-DGGML_NATIVE=OFF"), "{out}");
+    assert!(installs[0].contains("-DGGML_AVX2=ON"), "{out}");
+    assert!(venv.join("bin/python").exists() && venv.join(".ready").exists());
+    assert_eq!(
+        p.cargo_calls().last().map(String::as_str),
+        Some("test --release")
+    );
+
+    let out = p.make(&["test"]);
+    assert!(Project::llama_installs(&out).is_empty(), "{out}");
+
+    // An install that stopped before its stamp is started again from an empty venv.
+    fs::remove_file(venv.join(".ready")).unwrap();
+    fs::write(venv.join("half-built"), "").unwrap();
+    let out = p.make(&["test"]);
+    assert_eq!(Project::llama_installs(&out).len(), 1, "{out}");
+    assert!(venv.join(".ready").exists() && !venv.join("half-built").exists());
 }

@@ -136,7 +136,11 @@ fn model_new_is_seeded() {
     let a = model_new("seed: 7").unwrap();
     let b = model_new("seed: 7").unwrap();
     let c = model_new("seed: 8").unwrap();
-    let (a, b, c) = (a.lock(), b.lock(), c.lock());
+    let (a, b, c) = (
+        a.native("test").unwrap(),
+        b.native("test").unwrap(),
+        c.native("test").unwrap(),
+    );
     assert!(same_parameters(&a, &b), "same seed, different parameters");
     assert!(!same_parameters(&a, &c), "different seeds, same parameters");
 
@@ -189,7 +193,7 @@ fn model_new_reports_bad_options() {
 #[test]
 fn model_new_saves_and_loads_back() {
     let made = model_new("seed: 3, tie_word_embeddings: false").unwrap();
-    let made = made.lock();
+    let made = made.native("test").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scratch");
     made.save(&path).unwrap();

@@ -1,55 +1,18 @@
 //! The HTTP teachers against a mock server on loopback: answers, the prefill, retries
 //! (Retry-After, 5xx), fatal errors, timeouts, the concurrency bound and the cache.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::teacher_server::{Server, completion, fast};
+use rlmec::http::Cache;
 use rlmec::tasks::TaskKind;
+use rlmec::teacher::http::HttpTeacher;
 use rlmec::teacher::http::backend::Chat;
-use rlmec::teacher::http::cache::Cache;
-use rlmec::teacher::http::{HttpOptions, HttpTeacher};
 use rlmec::teacher::{Case, Teacher};
 use wiremock::matchers::{body_string_contains, header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-struct Server {
-    runtime: tokio::runtime::Runtime,
-    server: MockServer,
-}
-
-impl Server {
-    fn start() -> Self {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let server = runtime.block_on(MockServer::start());
-        Self { runtime, server }
-    }
-
-    fn mount(&self, mock: Mock) {
-        self.runtime.block_on(mock.mount(&self.server));
-    }
-
-    fn requests(&self) -> usize {
-        self.runtime
-            .block_on(self.server.received_requests())
-            .map_or(0, |r| r.len())
-    }
-
-    fn teacher(&self, opts: HttpOptions, cache: Cache) -> HttpTeacher {
-        let spec = format!("openai:tiny@{}", self.server.uri());
-        HttpTeacher::new(&spec, TaskKind::Math, cache, opts).unwrap()
-    }
-}
-
-fn fast() -> HttpOptions {
-    HttpOptions {
-        backoff: Duration::from_millis(10),
-        timeout: Duration::from_secs(5),
-        ..HttpOptions::default()
-    }
-}
-
-fn completion(text: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(serde_json::json!({"choices": [{"text": text}]}))
-}
+use wiremock::{Mock, ResponseTemplate};
 
 fn case() -> Case {
     Case {
@@ -150,11 +113,9 @@ fn a_timeout_is_retried_then_reported() {
         Mock::given(method("POST"))
             .respond_with(completion("late").set_delay(Duration::from_secs(2))),
     );
-    let opts = HttpOptions {
-        timeout: Duration::from_millis(200),
-        retries: 1,
-        ..fast()
-    };
+    let mut opts = fast();
+    opts.transport.timeout = Duration::from_millis(200);
+    opts.transport.retries = 1;
     let err = s
         .teacher(opts, Cache::in_memory())
         .locate(&case())
@@ -173,10 +134,8 @@ fn the_concurrency_bound_is_respected() {
         Mock::given(method("POST"))
             .respond_with(completion("x").set_delay(Duration::from_millis(250))),
     );
-    let opts = HttpOptions {
-        concurrency: 2,
-        ..fast()
-    };
+    let mut opts = fast();
+    opts.transport.concurrency = 2;
     let t = s.teacher(opts, Cache::in_memory());
     let chats: Vec<Chat> = (0..8)
         .map(|i| Chat {

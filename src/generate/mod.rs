@@ -32,6 +32,9 @@ pub enum GenerateError {
     Tokenize(#[from] TokenizeError),
     #[error("torch: {0}")]
     Torch(String),
+    /// A model behind a server failed to answer (after retries) or answered unusably.
+    #[error("{0}")]
+    Server(String),
 }
 
 /// One prompt and how many tokens it may get.
@@ -112,18 +115,24 @@ pub struct Generation {
     pub finish: Finish,
 }
 
+/// What every engine refuses before generating: bad sampling settings, an empty prompt.
+pub fn validate(requests: &[Request], opts: &GenerateOptions) -> Result<(), GenerateError> {
+    opts.sampling.validate().map_err(GenerateError::Invalid)?;
+    match requests.iter().position(|r| r.prompt.is_empty()) {
+        Some(i) => Err(GenerateError::Invalid(format!(
+            "prompt {i} is empty: nothing to continue"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Generate for every request; results in request order.
 pub fn generate(
     model: &Model,
     requests: &[Request],
     opts: &GenerateOptions,
 ) -> Result<Vec<Generation>, GenerateError> {
-    opts.sampling.validate().map_err(GenerateError::Invalid)?;
-    if let Some(i) = requests.iter().position(|r| r.prompt.is_empty()) {
-        return Err(GenerateError::Invalid(format!(
-            "prompt {i} is empty: nothing to continue"
-        )));
-    }
+    validate(requests, opts)?;
     let stops = StopStrings::new(opts.stop.clone());
     let mut order: Vec<usize> = (0..requests.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(requests[i].prompt.len()));

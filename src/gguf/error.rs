@@ -1,4 +1,4 @@
-//! Errors of the GGUF reader; every variant names the file it concerns.
+//! Errors of the GGUF reader and writer; every variant names the file it concerns.
 
 use std::path::PathBuf;
 
@@ -69,6 +69,30 @@ pub enum GgufError {
         path: PathBuf,
         tensor: String,
         ggml_type: GgmlType,
+    },
+}
+
+/// Everything that can go wrong writing a GGUF file; each variant names the file (the real
+/// one, not the temporary file written first).
+#[derive(Debug, thiserror::Error)]
+pub enum GgufWriteError {
+    #[error("{path}: cannot write: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: metadata key `{key}`: {reason}")]
+    BadValue {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+    #[error("{path}: tensor `{tensor}`: {reason}")]
+    BadTensor {
+        path: PathBuf,
+        tensor: String,
+        reason: String,
     },
 }
 

@@ -1,4 +1,5 @@
-//! Reader for GGUF model files (llama.cpp's format, versions 2 and 3).
+//! Reader and writer for GGUF model files (llama.cpp's format; reads versions 2 and 3,
+//! writes 3).
 //!
 //! The file is memory-mapped, so opening it only parses the header, the metadata and the tensor
 //! table; tensor bytes stay in the page cache until [`GgufFile::dequantize`] turns one into `f32`.
@@ -6,12 +7,14 @@
 //! ggml's `ne`) and in row-major order ([`TensorInfo::shape`]), which is what a tensor library
 //! wants for the dequantised `Vec<f32>`.
 //!
-//! The reader knows nothing of any tensor library or model architecture: [`crate::model`]
+//! Reader and writer know nothing of any tensor library or model architecture: [`crate::model`]
 //! turns the dequantised values into tch tensors and undoes llama.cpp's Q/K row permutation
 //! ([`crate::model::from_gguf`]), and [`crate::tokenize`] builds a tokenizer from the
 //! `tokenizer.ggml.*` metadata. Here, the file API ([`GgufFile`], [`TensorInfo`]) sits on
 //! the parser (`parse.rs`), the metadata values ([`GgufValue`]), ggml's type table
 //! ([`GgmlType`]), the dequantisation kernels (`dequant.rs`) and the errors ([`GgufError`]).
+//! The writer (`write.rs`: [`write`], [`TensorSpec`]) takes metadata values and tensor bytes
+//! already in a ggml type; [`crate::model::to_gguf`] makes them from a model.
 
 mod dequant;
 mod error;
@@ -20,6 +23,7 @@ mod parse;
 #[cfg(test)]
 pub(crate) mod tests;
 mod value;
+mod write;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -28,10 +32,11 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-pub use error::{GgufError, Result};
+pub use error::{GgufError, GgufWriteError, Result};
 pub use ggml_type::GgmlType;
 use parse::Parser;
 pub use value::{GgufValue, GgufValueType};
+pub use write::{TensorSpec, write};
 
 /// One entry of the tensor table. Sizes are validated against the file when it is opened.
 #[derive(Debug, Clone, PartialEq)]

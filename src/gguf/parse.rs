@@ -7,9 +7,9 @@ use std::path::Path;
 use super::{GgmlType, GgufError, GgufValue, GgufValueType, Result, TensorInfo};
 
 /// `GGUF` as a little-endian u32 at the start of every file.
-const MAGIC: [u8; 4] = *b"GGUF";
+pub(super) const MAGIC: [u8; 4] = *b"GGUF";
 /// Data-section alignment when `general.alignment` is absent.
-const DEFAULT_ALIGNMENT: u64 = 32;
+pub(super) const DEFAULT_ALIGNMENT: u64 = 32;
 /// Arrays nested deeper than this are treated as a corrupt file rather than recursed into.
 const MAX_ARRAY_DEPTH: usize = 8;
 
@@ -252,7 +252,7 @@ impl<'a> Parser<'a> {
 
 /// `(elements, bytes)` of a tensor, or `None` if the row length is not a whole number of
 /// blocks or the size overflows `usize`.
-fn tensor_size(dims: &[u64], ty: GgmlType) -> Option<(usize, usize)> {
+pub(super) fn tensor_size(dims: &[u64], ty: GgmlType) -> Option<(usize, usize)> {
     let row = usize::try_from(*dims.first().unwrap_or(&1)).ok()?;
     if !row.is_multiple_of(ty.block_size()) {
         return None;

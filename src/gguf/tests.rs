@@ -5,12 +5,13 @@
 //! This module holds what the tests share (fixtures, the real model, comparisons, a builder of
 //! GGUF bytes by hand), also used by the GGUF tests of [`crate::model`] and
 //! [`crate::tokenize`]; the tests themselves are by topic: reading well-formed files
-//! (`tests/read.rs`), rejecting malformed ones (`tests/malformed.rs`) and dequantising
-//! (`tests/dequant.rs`).
+//! (`tests/read.rs`), rejecting malformed ones (`tests/malformed.rs`), dequantising
+//! (`tests/dequant.rs`) and writing files the reader reads back (`tests/write.rs`).
 
 mod dequant;
 mod malformed;
 mod read;
+mod write;
 
 use std::path::PathBuf;
 

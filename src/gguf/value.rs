@@ -28,6 +28,11 @@ impl GgufValueType {
         ];
         ALL.get(usize::try_from(id).ok()?).copied()
     }
+
+    /// GGUF's numeric tag of the type, as the writer stores it.
+    pub(super) fn id(self) -> u32 {
+        self as u32
+    }
 }
 
 /// One metadata value. Arrays keep their declared item type so that empty arrays stay typed.
@@ -122,7 +127,8 @@ impl GgufValue {
 }
 
 impl GgufValueType {
-    fn of(value: &GgufValue) -> Self {
+    /// The tag of `value`.
+    pub(super) fn of(value: &GgufValue) -> Self {
         match value {
             GgufValue::U8(_) => Self::U8,
             GgufValue::I8(_) => Self::I8,

@@ -47,6 +47,15 @@ impl Model {
         self.lora.as_ref()
     }
 
+    /// The parameter `name` (`weight`) as a saved model has it: with adapters attached, their
+    /// update merged in (the model itself is left as it is).
+    pub fn saved_weight(&self, name: &str, weight: &Tensor) -> Tensor {
+        self.lora
+            .as_ref()
+            .and_then(|adapters| adapters.merged(name, weight))
+            .unwrap_or_else(|| weight.shallow_clone())
+    }
+
     /// Attach fresh adapters (`A` Kaiming-uniform, `B` zero: the outputs do not change) beside
     /// every targeted linear layer and freeze every weight of the model. Adapters already
     /// attached are merged first, so the new ones train on top of them. `A` is drawn right

@@ -1,6 +1,8 @@
 //! Hugging Face directories: `config.json`, `model.safetensors` or sharded
 //! `model-*.safetensors` with their index, `tokenizer.json`, and where present
-//! `generation_config.json` and `tokenizer_config.json`. Saving writes the same layout.
+//! `generation_config.json`, `tokenizer_config.json` and `chat_template.jinja`. Saving writes
+//! the same layout (the chat template and `tokenizer_config.json`'s flags are kept for GGUF
+//! only).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -15,7 +17,7 @@ use super::safetensors_writer::{self, FileSum};
 use super::weights::Filler;
 use super::{LoadOptions, Model, ModelError, SpecialTokens};
 use crate::files;
-use crate::tokenize::TextTokenizer;
+use crate::tokenize::{TextTokenizer, TokenizerMeta};
 
 pub fn load(dir: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
     let config_path = dir.join("config.json");
@@ -23,11 +25,33 @@ pub fn load(dir: &Path, opts: LoadOptions) -> Result<Model, ModelError> {
         return Err(ModelError::NotAModel(dir.to_path_buf()));
     }
     let config: ModelConfig = parse_json_as(&config_path)?;
-    let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-    let special = special_tokens(dir, &config, &tokenizer)?;
-    let model = Model::unfilled(config, tokenizer, special, opts, dir)?;
+    let (tokenizer, special, tokenizer_meta) = tokenizer_with_config(dir, &config)?;
+    let mut model = Model::unfilled(config, tokenizer, special, opts, dir)?;
+    model.tokenizer_meta = tokenizer_meta;
     reload_weights(&model, dir)?;
     Ok(model.finish_load())
+}
+
+/// The tokenizer and special tokens of the model in `dir`, without its weights.
+pub fn tokenizer(dir: &Path) -> Result<(TextTokenizer, SpecialTokens), ModelError> {
+    let config_path = dir.join("config.json");
+    if !config_path.is_file() {
+        return Err(ModelError::NotAModel(dir.to_path_buf()));
+    }
+    let (tokenizer, special, _) = tokenizer_with_config(dir, &parse_json_as(&config_path)?)?;
+    Ok((tokenizer, special))
+}
+
+/// The tokenizer, its special tokens, and what `tokenizer_config.json` adds for GGUF.
+fn tokenizer_with_config(
+    dir: &Path,
+    config: &ModelConfig,
+) -> Result<(TextTokenizer, SpecialTokens, TokenizerMeta), ModelError> {
+    let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
+    let tok_config: Option<Value> = optional_json(&dir.join("tokenizer_config.json"))?;
+    let special = special_tokens(dir, config, &tokenizer, tok_config.as_ref())?;
+    let meta = tokenizer_meta(dir, config, &tokenizer, tok_config.as_ref())?;
+    Ok((tokenizer, special, meta))
 }
 
 /// Overwrite `model`'s parameters with the weights saved in `dir` (a checkpoint of the same
@@ -116,19 +140,16 @@ fn special_tokens(
     dir: &Path,
     config: &ModelConfig,
     tokenizer: &TextTokenizer,
+    tok_config: Option<&Value>,
 ) -> Result<SpecialTokens, ModelError> {
     let generation: Option<Value> = optional_json(&dir.join("generation_config.json"))?;
-    let tok_config: Option<Value> = optional_json(&dir.join("tokenizer_config.json"))?;
     let from_generation = |key: &str| {
         generation
             .as_ref()
             .and_then(|g| serde_json::from_value::<TokenIds>(g[key].clone()).ok())
     };
-    let from_tokenizer = |key: &str| {
-        let entry = tok_config.as_ref().map(|t| &t[key])?;
-        let text = entry.as_str().or_else(|| entry["content"].as_str())?;
-        tokenizer.token_id(text).map(TokenIds::One)
-    };
+    let from_tokenizer =
+        |key: &str| configured_token(tok_config, key, tokenizer).map(TokenIds::One);
     let pick = |key: &str, from_config: &Option<TokenIds>| {
         from_generation(&format!("{key}_token_id"))
             .or_else(|| from_config.clone())
@@ -139,6 +160,55 @@ fn special_tokens(
         eos: pick("eos", &config.eos_token_id)
             .map(|ids| ids.ids())
             .unwrap_or_default(),
+    })
+}
+
+/// The id of the token `tokenizer_config.json` names under `key` (its text, or an object
+/// with its `content`).
+fn configured_token(
+    tok_config: Option<&Value>,
+    key: &str,
+    tokenizer: &TextTokenizer,
+) -> Option<i64> {
+    let entry = &tok_config?[key];
+    let text = entry.as_str().or_else(|| entry["content"].as_str())?;
+    tokenizer.token_id(text)
+}
+
+/// What the folder says about the tokenizer beyond `tokenizer.json`, for saving as GGUF:
+/// `tokenizer_config.json`'s flags and tokens, and the chat template (in
+/// `chat_template.jinja`, where transformers 5 keeps it, else in `tokenizer_config.json`).
+fn tokenizer_meta(
+    dir: &Path,
+    config: &ModelConfig,
+    tokenizer: &TextTokenizer,
+    tok_config: Option<&Value>,
+) -> Result<TokenizerMeta, ModelError> {
+    let template_file = dir.join("chat_template.jinja");
+    let chat_template = if template_file.is_file() {
+        Some(
+            fs::read_to_string(&template_file).map_err(|source| ModelError::Io {
+                path: template_file,
+                source,
+            })?,
+        )
+    } else {
+        tok_config
+            .and_then(|t| t["chat_template"].as_str())
+            .map(str::to_owned)
+    };
+    let flag = |key: &str| tok_config.and_then(|t| t[key].as_bool());
+    let config_pad = config
+        .pad_token_id
+        .as_ref()
+        .and_then(|ids| ids.ids().first().copied());
+    Ok(TokenizerMeta {
+        gguf_pre: None,
+        chat_template,
+        add_bos: flag("add_bos_token"),
+        add_eos: flag("add_eos_token"),
+        unknown_id: configured_token(tok_config, "unk_token", tokenizer),
+        padding_id: config_pad.or_else(|| configured_token(tok_config, "pad_token", tokenizer)),
     })
 }
 
@@ -258,11 +328,7 @@ pub fn write_model_files(model: &Model, dir: &Path) -> Result<FileSum, ModelErro
     let path = dir.join("model.safetensors");
     let meta = |name: &str| (vars[name].kind(), vars[name].size());
     safetensors_writer::write(&path, &names, meta, |name| {
-        let weight = &vars[name];
-        model
-            .lora()
-            .and_then(|adapters| adapters.merged(name, weight))
-            .unwrap_or_else(|| weight.shallow_clone())
+        model.saved_weight(name, &vars[name])
     })
     .map_err(|message| ModelError::Save { path, message })
 }

@@ -1,12 +1,14 @@
 //! Language models: llama-family transformers in tch, loaded from a Hugging Face directory
 //! (`config.json`, safetensors, `tokenizer.json`) or a GGUF file, saved in Hugging Face
-//! layout so transformers, vLLM and lm-eval-harness read our checkpoints.
+//! layout so transformers, vLLM and lm-eval-harness read our checkpoints, or as one GGUF
+//! file for llama.cpp, Ollama and LM Studio ([`to_gguf`]).
 
 pub mod adapters;
 pub mod batch;
 pub mod config;
 pub mod from_gguf;
 pub mod gemv;
+pub mod gguf_names;
 pub mod hf;
 pub mod kv_cache;
 pub mod linear;
@@ -14,9 +16,11 @@ pub mod llama;
 pub mod lora;
 pub mod onednn;
 pub mod peft;
+pub mod qk_permute;
 pub mod rope;
 pub mod safetensors_writer;
 pub mod scratch;
+pub mod to_gguf;
 pub mod weights;
 
 use std::fmt;
@@ -26,7 +30,7 @@ use std::str::FromStr;
 use tch::{Device, Kind, nn};
 
 use crate::device::{CudaUnavailable, DeviceSpec};
-use crate::tokenize::{TextTokenizer, TokenizeError};
+use crate::tokenize::{TextTokenizer, TokenizeError, TokenizerMeta};
 use config::{ConfigError, ModelConfig};
 use llama::Llama;
 
@@ -67,7 +71,9 @@ pub enum ModelError {
     #[error(transparent)]
     Gguf(#[from] crate::gguf::GgufError),
     #[error(transparent)]
-    PermuteShape(#[from] from_gguf::PermuteShape),
+    GgufWrite(#[from] crate::gguf::GgufWriteError),
+    #[error(transparent)]
+    PermuteShape(#[from] qk_permute::PermuteShape),
     #[error(transparent)]
     Tokenizer(#[from] TokenizeError),
     #[error(transparent)]
@@ -180,6 +186,9 @@ pub struct Model {
     pub config: ModelConfig,
     pub tokenizer: TextTokenizer,
     pub special: SpecialTokens,
+    /// What the source files said about the tokenizer beyond its vocabulary (chat template,
+    /// llama.cpp's pre-tokenizer name, ...), for saving as GGUF.
+    pub tokenizer_meta: TokenizerMeta,
     pub dtype: Dtype,
     /// Where it was loaded from.
     pub origin: PathBuf,
@@ -199,6 +208,19 @@ impl std::fmt::Debug for Model {
             .field("dtype", &self.dtype)
             .field("device", &self.device())
             .finish_non_exhaustive()
+    }
+}
+
+/// The tokenizer and special tokens of the model at `path` (a Hugging Face directory or a
+/// GGUF file) without its weights, read as [`Model::load`] reads them: what a model behind a
+/// server needs of the model it serves.
+pub fn tokenizer_of(path: &Path) -> Result<(TextTokenizer, SpecialTokens), ModelError> {
+    if path.is_dir() {
+        hf::tokenizer(path)
+    } else if path.extension().is_some_and(|e| e == "gguf") && path.is_file() {
+        from_gguf::tokenizer(path)
+    } else {
+        Err(ModelError::NotAModel(path.to_path_buf()))
     }
 }
 
@@ -283,6 +305,7 @@ impl Model {
             config,
             tokenizer,
             special,
+            tokenizer_meta: TokenizerMeta::default(),
             dtype: opts.dtype,
             origin: origin.to_path_buf(),
             vs,
@@ -345,6 +368,12 @@ impl Model {
     /// attached adapters are written merged into the weights.
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
         hf::save(self, dir)
+    }
+
+    /// Save as one GGUF file in llama.cpp's conventions ([`to_gguf`]); attached adapters are
+    /// written merged into the weights.
+    pub fn save_gguf(&self, path: &Path, opts: &to_gguf::GgufOptions) -> Result<(), ModelError> {
+        to_gguf::save(self, path, opts)
     }
 
     /// Save the attached adapters in PEFT's layout ([`peft`]).

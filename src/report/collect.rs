@@ -1,5 +1,6 @@
-//! Reading a run directory for the report: its config, its stages with their results, the
-//! metrics of its training stages, its evaluations, and the tokenizer its models share.
+//! Reading a run directory for the report: its config, its stages with their results and
+//! what they spent on paid APIs, the metrics of its training stages, its evaluations, and
+//! the tokenizer its models share.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use super::ReportError;
 use super::edits::{EditComparison, compare_edits};
 use crate::files;
 use crate::run::{RunDir, StageState};
+use crate::spend::Spend;
 use crate::tokenize::TextTokenizer;
 
 /// A run directory, read once.
@@ -21,6 +23,15 @@ pub(crate) struct RunData {
     pub states: Vec<(String, StageState)>,
     /// The results of the finished stages.
     pub results: BTreeMap<String, Value>,
+    /// What the stages that asked a paid API spent in this run, in run order.
+    pub spends: Vec<StageSpend>,
+}
+
+/// What one stage spent on paid APIs (a teacher behind an HTTP API).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StageSpend {
+    pub stage: String,
+    pub spend: Spend,
 }
 
 /// One line of the stage table.
@@ -78,9 +89,16 @@ impl RunData {
         let run = RunDir::existing(dir)?;
         let states = run.stages()?;
         let mut results = BTreeMap::new();
+        let mut spends = Vec::new();
         for (name, state) in &states {
             if matches!(state, StageState::Done { .. }) {
                 results.insert(name.clone(), run.result(name)?);
+            }
+            if let Some(spend) = run.spend(name)? {
+                spends.push(StageSpend {
+                    stage: name.clone(),
+                    spend,
+                });
             }
         }
         let config_path = dir.join("config.json");
@@ -95,6 +113,7 @@ impl RunData {
             config,
             states,
             results,
+            spends,
         })
     }
 

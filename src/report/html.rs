@@ -7,7 +7,7 @@ use super::charts::{Series, bar_chart, line_chart};
 use super::collect::Training;
 use super::edits::EditComparison;
 use super::tokens::{Sample, Token};
-use super::{Report, ReportError, pct};
+use super::{Report, ReportError, cost_text, pct};
 use crate::run::status::duration;
 
 const STYLE: &str = "
@@ -67,6 +67,7 @@ pub(crate) fn page(r: &Report) -> String {
     training(&mut h, &r.trainings);
     edits(&mut h, r.edits.as_ref());
     tokens(&mut h, r);
+    spend(&mut h, r);
     stages(&mut h, r);
     config(&mut h, r);
     h.push_str("</body>\n</html>\n");
@@ -388,6 +389,44 @@ fn tokens(h: &mut String, r: &Report) {
     for item in &s.items {
         sample(h, item);
     }
+}
+
+/// What the stages that asked an HTTP teacher spent, and the total; nothing when none did.
+fn spend(h: &mut String, r: &Report) {
+    if r.spends.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h2 id=\"spend\">Teacher spend</h2>\n<table>\n<tr><th>stage</th>\
+         <th class=\"num\">requests</th><th class=\"num\">cached</th>\
+         <th class=\"num\">input tokens</th><th class=\"num\">output tokens</th>\
+         <th class=\"num\">cost</th></tr>\n",
+    );
+    let total = r.spend_total();
+    let rows = r.spends.iter().map(|s| (escape(&s.stage), &s.spend));
+    for (i, (name, s)) in rows.chain([("<b>total</b>".into(), &total)]).enumerate() {
+        let attribute = if i < r.spends.len() {
+            format!("data-spend=\"{name}\"")
+        } else {
+            "id=\"spend-total\"".into()
+        };
+        let _ = writeln!(
+            h,
+            "<tr {attribute}><td>{name}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            s.requests,
+            s.cached,
+            s.input_tokens,
+            s.output_tokens,
+            cost_text(s),
+        );
+    }
+    h.push_str(
+        "</table>\n<p class=\"note\">Requests sent and answers taken from the teacher cache \
+         instead; tokens and cost are those of the requests sent (cost from \
+         <code>teacher_price</code>; - when unknown). Data: each stage's <code>spend</code> in \
+         <code>stages/*.json</code>.</p>\n",
+    );
 }
 
 fn stages(h: &mut String, r: &Report) {

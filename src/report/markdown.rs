@@ -1,10 +1,10 @@
 //! `report.md`: the summary in plain text — accuracy, training, the GRM beside the
-//! teacher, stage timings — for a terminal, a notebook or a pull request.
+//! teacher, teacher spend, stage timings — for a terminal, a notebook or a pull request.
 
 use std::fmt::Write;
 
 use super::edits::EditComparison;
-use super::{Report, pct};
+use super::{Report, cost_text, pct};
 use crate::run::status::duration;
 
 pub(crate) fn summary(r: &Report) -> String {
@@ -96,6 +96,25 @@ pub(crate) fn summary(r: &Report) -> String {
                 t.negative_mass,
                 t.positive_mass,
                 pct(t.negative_share())
+            );
+        }
+    }
+    if !r.spends.is_empty() {
+        m.push_str(
+            "\n## Teacher spend\n\n| stage | requests | cached | input tokens | output tokens | cost |\n\
+             |---|---:|---:|---:|---:|---:|\n",
+        );
+        let total = r.spend_total();
+        let rows = r.spends.iter().map(|s| (s.stage.as_str(), &s.spend));
+        for (name, s) in rows.chain([("**total**", &total)]) {
+            let _ = writeln!(
+                m,
+                "| {name} | {} | {} | {} | {} | {} |",
+                s.requests,
+                s.cached,
+                s.input_tokens,
+                s.output_tokens,
+                cost_text(s)
             );
         }
     }

@@ -10,7 +10,8 @@
 //! training stage returns `{path, steps, ...}` and leaves a `metrics.jsonl`; an evaluation
 //! returns `{n, correct, accuracy, low, high}`; token rewards are records with `reward` and
 //! `ref_prob`. Only the teacher–GRM comparison relies on the stdlib's stage names
-//! (`teacher_edits`, `grm_edits`).
+//! (`teacher_edits`, `grm_edits`). What a stage spent on an HTTP teacher is in its record
+//! (`spend`, see [`crate::spend`]).
 
 mod charts;
 mod collect;
@@ -30,6 +31,7 @@ pub use edits::{EditComparison, compare_edits};
 
 use crate::files::{self, FileError};
 use crate::run::RunDirError;
+use crate::spend::{Spend, dollars};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -90,6 +92,8 @@ pub(crate) struct Report {
     pub evaluations: Vec<collect::Evaluation>,
     pub edits: Option<EditComparison>,
     pub samples: tokens::Samples,
+    /// What the stages that asked a paid API spent, in run order.
+    pub spends: Vec<collect::StageSpend>,
 }
 
 impl Report {
@@ -105,8 +109,21 @@ impl Report {
             evaluations: run.evaluations(),
             edits: run.edit_comparison(tokenizer.as_ref()),
             samples: tokens::Samples::pick(run, tokenizer.as_ref()),
+            spends: run.spends.clone(),
         }
     }
+
+    /// What every stage spent together.
+    pub fn spend_total(&self) -> Spend {
+        self.spends
+            .iter()
+            .fold(Spend::NONE, |total, s| total + s.spend)
+    }
+}
+
+/// A cost as a table cell: dollars, or `-` when the price is unknown.
+pub(crate) fn cost_text(spend: &Spend) -> String {
+    spend.cost.map_or("-".into(), dollars)
 }
 
 /// `0.4321` as `43.2`.

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::paths;
 use crate::files::{self, FileError};
+use crate::spend::Spend;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunDirError {
@@ -315,14 +316,15 @@ impl RunDir {
         }
     }
 
-    /// Mark stage `name` as under way with inputs `fingerprint`; its work folder is kept
-    /// only when the same stage with the same inputs was interrupted before.
+    /// Mark stage `name` as under way with inputs `fingerprint`; its work folder, and what
+    /// the attempt spent ([`RunDir::spend`]), are kept only when the same stage with the same
+    /// inputs was interrupted before.
     pub fn begin(&self, name: &str, fingerprint: &str) -> Result<Start, RunDirError> {
         let marker = self.marker_file(name);
-        let resumable = marker.is_file()
-            && files::read_json(&marker)
-                .ok()
-                .is_some_and(|m| m["fingerprint"].as_str() == Some(fingerprint));
+        let earlier = files::read_json(&marker)
+            .ok()
+            .filter(|m| m["fingerprint"].as_str() == Some(fingerprint));
+        let resumable = earlier.is_some();
         // The old result goes first: from here on the stage must not look finished.
         let result = self.result_file(name);
         if result.is_file() {
@@ -337,15 +339,17 @@ impl RunDir {
             }
             Start::Fresh
         };
-        files::write_json(
-            &marker,
-            &json!({"fingerprint": fingerprint, "pid": std::process::id(), "since": now()}),
-        )?;
+        let mut started =
+            json!({"fingerprint": fingerprint, "pid": std::process::id(), "since": now()});
+        if let Some(spend) = earlier.as_ref().and_then(|m| m.get("spend")) {
+            started["spend"] = spend.clone();
+        }
+        files::write_json(&marker, &started)?;
         Ok(start)
     }
 
-    /// Store a stage's result (atomically, paths inside the run relative to it), then clear
-    /// its marker.
+    /// Store a stage's result (atomically, paths inside the run relative to it) with what it
+    /// spent when it asked a paid API, then clear its marker.
     pub fn finish(
         &self,
         name: &str,
@@ -353,15 +357,52 @@ impl RunDir {
         parts: &serde_json::Map<String, Value>,
         seconds: f64,
         result: &Value,
+        spend: Option<&Spend>,
     ) -> Result<(), RunDirError> {
         let (result, run_paths) = paths::relativize(result, &[&self.dir]);
-        files::write_json(
-            &self.result_file(name),
-            &json!({"fingerprint": fingerprint, "input_parts": parts, "seconds": seconds,
-                    "finished_at": now(), "result": result, "run_paths": run_paths}),
-        )?;
+        let mut record = json!({"fingerprint": fingerprint, "input_parts": parts,
+                                "seconds": seconds, "finished_at": now(), "result": result,
+                                "run_paths": run_paths});
+        if let Some(spend) = spend {
+            record["spend"] = json!(spend);
+        }
+        files::write_json(&self.result_file(name), &record)?;
         let marker = self.marker_file(name);
         std::fs::remove_file(&marker).map_err(io(&marker))
+    }
+
+    /// Keep what an unfinished attempt at stage `name` spent in its marker (its body failed:
+    /// the report shows it, and a resumed attempt adds to it).
+    pub fn keep_spend(&self, name: &str, spend: &Spend) -> Result<(), RunDirError> {
+        let marker = self.marker_file(name);
+        let mut started = files::read_json(&marker)?;
+        started["spend"] = json!(spend);
+        Ok(files::write_json(&marker, &started)?)
+    }
+
+    /// What stage `name` spent in this run: a finished stage's (not one reused from another
+    /// run: that run spent it), else an unfinished attempt's; `None` when it asked no paid
+    /// API.
+    pub fn spend(&self, name: &str) -> Result<Option<Spend>, RunDirError> {
+        let saved = [self.result_file(name), self.marker_file(name)]
+            .into_iter()
+            .find(|p| p.is_file());
+        let Some(path) = saved else {
+            return Ok(None);
+        };
+        let saved = files::read_json(&path)?;
+        match saved
+            .get("spend")
+            .filter(|_| saved.get("reused_from").is_none())
+        {
+            None => Ok(None),
+            Some(spend) => serde_json::from_value(spend.clone())
+                .map(Some)
+                .map_err(|e| RunDirError::Damaged {
+                    path,
+                    message: format!("`spend`: {e}"),
+                }),
+        }
     }
 
     /// Every stage that finished or started, in the order they started.

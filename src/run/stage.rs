@@ -1,9 +1,12 @@
 //! A stage of a run, run once: the decision between reading a finished stage back, taking
-//! it from a reused run, resuming it after an interruption, and running it afresh.
+//! it from a reused run, resuming it after an interruption, and running it afresh; and what
+//! it spent on paid APIs (the [`crate::spend`] ledger's growth while its body ran, added to
+//! an interrupted attempt's when it resumes), kept in its record.
 
 use serde_json::{Value, json};
 
 use super::{RunDir, RunDirError, Start, changed_parts, fingerprint, finished_in, input_parts};
+use crate::spend::{self, Spend};
 
 /// Why a stage gave no result: its name, the run directory, or its body.
 #[derive(Debug, thiserror::Error)]
@@ -94,12 +97,28 @@ pub fn run<E>(
         Start::Resume => tracing::info!("{what}: resuming after an interruption"),
         Start::Fresh => tracing::info!("{what}: started"),
     }
-    let started = std::time::Instant::now();
-    let result = body().map_err(StageError::Body)?;
+    let earlier = run.spend(name).map_err(store)?.unwrap_or_default();
+    let (started, ledger) = (std::time::Instant::now(), spend::total());
+    let outcome = body();
     let seconds = started.elapsed().as_secs_f64();
-    run.finish(name, &print, &parts, seconds, &result)
+    let spent = Some(earlier + spend::total().since(&ledger)).filter(Spend::asked);
+    let result = match outcome {
+        Ok(result) => result,
+        Err(e) => {
+            if let Some(spent) = &spent
+                && let Err(kept) = run.keep_spend(name, spent)
+            {
+                tracing::warn!("{what}: what it spent is not recorded: {kept}");
+            }
+            return Err(StageError::Body(e));
+        }
+    };
+    run.finish(name, &print, &parts, seconds, &result, spent.as_ref())
         .map_err(store)?;
     tracing::info!("{what}: done in {seconds:.1}s");
+    if let Some(spent) = spent {
+        tracing::info!("{what}: spent {}", spent.line());
+    }
     Ok(result)
 }
 
@@ -184,5 +203,40 @@ mod tests {
         }
         let err = run(&run_b, "../x", &other, fail).unwrap_err().to_string();
         assert!(err.contains("stage name `../x`"), "{err}");
+    }
+
+    #[test]
+    fn a_stage_records_what_it_spent_across_a_failed_attempt_and_no_other_does() {
+        let tmp = tempfile::tempdir().unwrap();
+        let at = RunDir::create(tmp.path()).unwrap();
+        let asked = |requests, cached| Spend {
+            requests,
+            cached,
+            input_tokens: 100 * requests,
+            output_tokens: 10 * requests,
+            cost: Some(0.5 * requests as f64),
+        };
+        let inputs = json!({"n": 5});
+        let fails = run(&at, "ask", &inputs, || -> Result<Value, String> {
+            spend::record(&asked(3, 0));
+            Err("teacher budget reached".into())
+        });
+        assert!(matches!(fails, Err(StageError::Body(_))));
+        assert_eq!(at.spend("ask").unwrap(), Some(asked(3, 0)));
+        run(&at, "ask", &inputs, || -> Result<Value, String> {
+            spend::record(&asked(2, 3));
+            Ok(json!("answers"))
+        })
+        .unwrap();
+        // Both attempts: 5 requests sent, 3 answers taken from the cache.
+        let both = asked(3, 0) + asked(2, 3);
+        assert_eq!(at.spend("ask").unwrap(), Some(both));
+        assert_eq!(both.requests, 5);
+
+        run(&at, "offline", &inputs, || -> Result<Value, String> {
+            Ok(json!(1))
+        })
+        .unwrap();
+        assert_eq!(at.spend("offline").unwrap(), None);
     }
 }

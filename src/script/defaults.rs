@@ -12,12 +12,16 @@ use serde::Serialize;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
+use crate::engine::remote::RemoteOptions;
+use crate::engine::served::ServeModelOptions;
 use crate::generate::score::ScoreOptions;
 use crate::generate::{Budget, GenerateOptions};
 use crate::model::LoadOptions;
 use crate::model::lora::LoraConfig;
 use crate::model::scratch::ScratchConfig;
+use crate::model::to_gguf::GgufOptions;
 use crate::rewards::RewardOptions;
+use crate::serve::ServeOptions;
 use crate::tasks::load::FieldMap;
 use crate::tasks::sample::SampleOptions;
 use crate::tasks::synthetic::SyntheticOptions;
@@ -62,6 +66,11 @@ pub const TABLE: &[Defaults] = &[
         shown: || fields(&LoadOptions::default()),
     },
     Defaults {
+        name: "gguf",
+        natives: &["save_gguf"],
+        shown: || fields(&GgufOptions::default()),
+    },
+    Defaults {
         name: "scratch",
         natives: &["model_new"],
         shown: || fields(&ScratchConfig::default()),
@@ -72,6 +81,20 @@ pub const TABLE: &[Defaults] = &[
         shown: || {
             let mut shown = fields(&Budget::default());
             shown.extend(fields(&GenerateOptions::default()));
+            shown
+        },
+    },
+    Defaults {
+        name: "remote",
+        natives: &["model_remote"],
+        shown: || fields(&RemoteOptions::default()),
+    },
+    Defaults {
+        name: "serve",
+        natives: &["model_serve"],
+        shown: || {
+            let mut shown = fields(&ServeModelOptions::default());
+            shown.extend(fields(&ServeOptions::default()));
             shown
         },
     },

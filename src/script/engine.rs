@@ -4,8 +4,8 @@
 use rhai::{Engine, Module};
 
 use super::{
-    ScriptContext, align, config, generate, io, model, progress, resolver, rewards, run, tasks,
-    teacher, tensor, torch, train,
+    ScriptContext, align, config, generate, io, model, progress, resolver, rewards, run, serve,
+    tasks, teacher, tensor, torch, train,
 };
 use crate::logging::PRINT_TARGET;
 
@@ -25,6 +25,7 @@ pub const DOMAINS: &[Domain] = &[
     torch::DOMAIN,
     model::DOMAIN,
     generate::DOMAIN,
+    serve::DOMAIN,
     tensor::DOMAIN,
     train::DOMAIN,
     align::DOMAIN,

@@ -5,8 +5,8 @@ use rhai::plugin::*;
 use super::engine::Domain;
 use super::model::tokens_of;
 use super::options::Options;
+use crate::engine::Engine;
 use crate::generate::{Budget, Request};
-use crate::model::Model;
 
 pub const DOMAIN: Domain = Domain {
     name: "generate",
@@ -18,10 +18,10 @@ type Res<T> = Result<T, Box<EvalAltResult>>;
 
 /// A prompt of `generate`: a string, token ids, or `#{prompt, max_new_tokens}` with its own
 /// budget (`budget` otherwise).
-fn request(model: &Model, what: &str, prompt: &Dynamic, budget: Budget) -> Res<Request> {
+fn request(engine: &dyn Engine, what: &str, prompt: &Dynamic, budget: Budget) -> Res<Request> {
     let Some(map) = prompt.read_lock::<rhai::Map>() else {
         return Ok(Request {
-            prompt: tokens_of(model, what, prompt)?,
+            prompt: tokens_of(engine, what, prompt)?,
             max_new_tokens: budget.max_new_tokens,
         });
     };
@@ -31,7 +31,7 @@ fn request(model: &Model, what: &str, prompt: &Dynamic, budget: Budget) -> Res<R
     o.finish()?;
     let prompt = prompt.ok_or_else(|| format!("{what}: missing `prompt`"))?;
     Ok(Request {
-        prompt: tokens_of(model, what, &prompt)?,
+        prompt: tokens_of(engine, what, &prompt)?,
         max_new_tokens: budget.max_new_tokens,
     })
 }
@@ -41,8 +41,8 @@ fn request(model: &Model, what: &str, prompt: &Dynamic, budget: Budget) -> Res<R
 #[export_module]
 pub mod generate_api {
     use super::{Res, request};
-    use crate::generate::score::{ScoreOptions, score as run_score};
-    use crate::generate::{Budget, GenerateOptions, generate as run_generate};
+    use crate::generate::score::ScoreOptions;
+    use crate::generate::{Budget, GenerateOptions};
     use crate::script::model::tokens_of;
     use crate::script::model::{ModelHandle, float_array, int_array};
     use crate::script::options::Options;
@@ -95,13 +95,15 @@ pub mod generate_api {
         let budget: Budget = o.parse()?;
         let opts: GenerateOptions = o.parse()?;
         o.finish()?;
-        let model = model.lock();
+        let engine = model.engine();
         let requests = prompts
             .iter()
             .enumerate()
-            .map(|(i, p)| request(&model, &format!("generate: prompt {i}"), p, budget))
+            .map(|(i, p)| request(&*engine, &format!("generate: prompt {i}"), p, budget))
             .collect::<Res<Vec<_>>>()?;
-        let outs = run_generate(&model, &requests, &opts).map_err(|e| format!("generate: {e}"))?;
+        let outs = engine
+            .generate(&requests, &opts)
+            .map_err(|e| format!("generate: {e}"))?;
         Ok(outs
             .into_iter()
             .map(|g| {
@@ -159,19 +161,21 @@ pub mod generate_api {
         let mut o = Options::new("score_batch", options);
         let opts: ScoreOptions = o.parse()?;
         o.finish()?;
-        let model = model.lock();
+        let engine = model.engine();
         let pairs = prompts
             .iter()
             .zip(&continuations)
             .enumerate()
             .map(|(i, (p, c))| {
                 Ok((
-                    tokens_of(&model, &format!("score: prompt {i}"), p)?,
-                    tokens_of(&model, &format!("score: continuation {i}"), c)?,
+                    tokens_of(&*engine, &format!("score: prompt {i}"), p)?,
+                    tokens_of(&*engine, &format!("score: continuation {i}"), c)?,
                 ))
             })
             .collect::<Res<Vec<_>>>()?;
-        let out = run_score(&model, &pairs, opts.batch_size).map_err(|e| format!("score: {e}"))?;
+        let out = engine
+            .score(&pairs, opts.batch_size)
+            .map_err(|e| format!("score: {e}"))?;
         Ok(out.into_iter().map(|lp| float_array(&lp).into()).collect())
     }
 }

@@ -32,6 +32,7 @@ mod options;
 mod progress;
 mod rewards;
 mod run;
+mod serve;
 mod tasks;
 mod teacher;
 pub mod tensor;

@@ -1,4 +1,5 @@
-//! Model natives: load or make from scratch, tokenize, save, LoRA adapters; the handle that
+//! Model natives: load or make from scratch, tokenize, save (Hugging Face layout or GGUF),
+//! LoRA adapters; the handle that
 //! the other domains' natives (generate, train, teacher, rewards) take a model by.
 
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use rhai::Array;
 use rhai::plugin::*;
 
 use super::engine::Domain;
+use crate::engine::Engine;
 use crate::model::Model;
 
 pub const DOMAIN: Domain = Domain {
@@ -16,24 +18,73 @@ pub const DOMAIN: Domain = Domain {
     extra: |_| {},
 };
 
-/// A loaded model shared by every script value that refers to it.
+/// A model as scripts hold it: loaded in this process (`model_load`), or behind an inference
+/// server (`model_remote`), which generates and scores but cannot be trained or saved. Every
+/// script value that refers to one shares it.
 #[derive(Clone)]
-pub struct ModelHandle(Arc<Mutex<Model>>);
+pub enum ModelHandle {
+    Native(Arc<Mutex<Model>>),
+    Remote(Arc<dyn Engine + Send + Sync>),
+}
+
+/// A model handle's engine while it is borrowed: the native model locked, or the remote one.
+pub enum EngineRef<'a> {
+    Native(MutexGuard<'a, Model>),
+    Remote(&'a (dyn Engine + Send + Sync)),
+}
+
+impl<'a> std::ops::Deref for EngineRef<'a> {
+    type Target = dyn Engine + 'a;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Self::Native(model) => &**model,
+            Self::Remote(engine) => *engine,
+        }
+    }
+}
 
 impl ModelHandle {
     pub fn new(model: Model) -> Self {
-        Self(Arc::new(Mutex::new(model)))
+        Self::Native(Arc::new(Mutex::new(model)))
+    }
+
+    pub fn remote(engine: impl Engine + Send + Sync + 'static) -> Self {
+        Self::Remote(Arc::new(engine))
     }
 
     /// Whether both handles hold the same model.
     pub fn same_as(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        match (self, other) {
+            (Self::Native(a), Self::Native(b)) => Arc::ptr_eq(a, b),
+            (Self::Remote(a), Self::Remote(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 
-    /// The model (a panic elsewhere while it was held does not make it unusable).
-    pub fn lock(&self) -> MutexGuard<'_, Model> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    /// The engine that generates and scores with this model.
+    pub fn engine(&self) -> EngineRef<'_> {
+        match self {
+            Self::Native(model) => EngineRef::Native(lock(model)),
+            Self::Remote(engine) => EngineRef::Remote(engine.as_ref()),
+        }
     }
+
+    /// The model itself, for what only a model loaded here can do (`what`: train, save, ...).
+    pub fn native(&self, what: &str) -> Result<MutexGuard<'_, Model>, String> {
+        match self {
+            Self::Native(model) => Ok(lock(model)),
+            Self::Remote(engine) => Err(format!(
+                "{what}: `{}` is a model behind a server, which generates and scores; {what} needs the model itself (model_load)",
+                engine.name()
+            )),
+        }
+    }
+}
+
+/// The model (a panic elsewhere while it was held does not make it unusable).
+fn lock(model: &Mutex<Model>) -> MutexGuard<'_, Model> {
+    model.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
@@ -62,10 +113,10 @@ fn ids_of(what: &str, arr: &Array) -> Res<Vec<i64>> {
 }
 
 /// Text (encoded) or token ids.
-pub(super) fn tokens_of(model: &Model, what: &str, value: &Dynamic) -> Res<Vec<i64>> {
+pub(super) fn tokens_of(engine: &dyn Engine, what: &str, value: &Dynamic) -> Res<Vec<i64>> {
     if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
-        return model
-            .tokenizer
+        return engine
+            .tokenizer()
             .encode(&text)
             .map_err(|e| format!("{what}: {e}").into());
     }
@@ -92,13 +143,14 @@ pub(super) fn float_array(values: &[f32]) -> Array {
 }
 
 /// Language models: load a GGUF file or a Hugging Face directory, or make one from scratch;
-/// tokenize, attach and merge LoRA adapters, save in Hugging Face layout.
+/// tokenize, attach and merge LoRA adapters, save in Hugging Face layout or as GGUF.
 #[export_module]
 pub mod model_api {
     use std::path::Path;
 
     use super::{AdapterOption, ModelHandle, ids_of, int_array};
     use crate::model::scratch::{ScratchConfig, from_texts};
+    use crate::model::to_gguf::GgufOptions;
     use crate::model::{LoadOptions, Model as NativeModel};
     use crate::script::options::Options;
 
@@ -196,8 +248,8 @@ pub mod model_api {
     #[rhai_fn(pure, return_raw)]
     pub fn encode(model: &mut Model, text: &str) -> Result<rhai::Array, Box<EvalAltResult>> {
         let ids = model
-            .lock()
-            .tokenizer
+            .engine()
+            .tokenizer()
             .encode(text)
             .map_err(|e| e.to_string())?;
         Ok(int_array(&ids))
@@ -213,8 +265,8 @@ pub mod model_api {
     pub fn decode(model: &mut Model, ids: rhai::Array) -> Result<String, Box<EvalAltResult>> {
         let ids = ids_of("decode", &ids)?;
         model
-            .lock()
-            .tokenizer
+            .engine()
+            .tokenizer()
             .decode(&ids)
             .map_err(|e| e.to_string().into())
     }
@@ -229,9 +281,49 @@ pub mod model_api {
     #[rhai_fn(pure, return_raw)]
     pub fn save(model: &mut Model, dir: &str) -> Result<(), Box<EvalAltResult>> {
         model
-            .lock()
+            .native("save")?
             .save(Path::new(dir))
             .map_err(|e| e.to_string().into())
+    }
+
+    /// Save as one GGUF file, which llama.cpp, Ollama and LM Studio load (and `model_load`),
+    /// with the default options of `save_gguf(path, options)`.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// m.save_gguf("/tmp/rlmec-doc/tiny.gguf");
+    /// let again = model_load("/tmp/rlmec-doc/tiny.gguf");
+    /// ```
+    #[rhai_fn(pure, return_raw)]
+    pub fn save_gguf(model: &mut Model, path: &str) -> Result<(), Box<EvalAltResult>> {
+        save_gguf_with(model, path, rhai::Map::new())
+    }
+
+    /// Save as one GGUF file in llama.cpp's conventions, which llama.cpp, Ollama and LM
+    /// Studio load: the config as `llama.*` keys (`qwen2.*` for a Qwen2 model), the tokenizer
+    /// with its chat template, the weights under llama.cpp's names. `dtype` (`"f32"`,
+    /// `"f16"` or `"bf16"`) is the type of the matrices; norms and biases stay f32. With
+    /// LoRA adapters attached, the weights are written merged (the model keeps its adapters).
+    /// The file is written beside `path` as `path.tmp` and renamed when complete.
+    /// Defaults: {defaults:gguf}.
+    ///
+    /// ```rhai
+    /// let m = model_load("tests/fixtures/model/tiny-llama");
+    /// m.save_gguf("/tmp/rlmec-doc/tiny-f16.gguf", #{dtype: "f16"});
+    /// ```
+    #[rhai_fn(name = "save_gguf", pure, return_raw)]
+    pub fn save_gguf_with(
+        model: &mut Model,
+        path: &str,
+        options: rhai::Map,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let mut o = Options::new("save_gguf", options);
+        let opts: GgufOptions = o.parse()?;
+        o.finish()?;
+        model
+            .native("save_gguf")?
+            .save_gguf(Path::new(path), &opts)
+            .map_err(|e| format!("save_gguf: {e}").into())
     }
 
     /// Save the model's LoRA adapters to `dir` in PEFT's layout (`adapter_config.json`,
@@ -249,7 +341,7 @@ pub mod model_api {
     #[rhai_fn(pure, return_raw)]
     pub fn save_adapter(model: &mut Model, dir: &str) -> Result<(), Box<EvalAltResult>> {
         model
-            .lock()
+            .native("save_adapter")?
             .save_adapter(Path::new(dir))
             .map_err(|e| e.to_string().into())
     }
@@ -263,9 +355,9 @@ pub mod model_api {
     /// let merged = m.merge_lora();
     /// print(m.info.lora);   // ()
     /// ```
-    #[rhai_fn(pure)]
-    pub fn merge_lora(model: &mut Model) -> bool {
-        model.lock().merge_lora()
+    #[rhai_fn(pure, return_raw)]
+    pub fn merge_lora(model: &mut Model) -> Result<bool, Box<EvalAltResult>> {
+        Ok(model.native("merge_lora")?.merge_lora())
     }
 
     /// The model's config, as in its Hugging Face `config.json`.
@@ -276,12 +368,14 @@ pub mod model_api {
     /// ```
     #[rhai_fn(get = "config", pure, return_raw)]
     pub fn config(model: &mut Model) -> Result<Dynamic, Box<EvalAltResult>> {
-        rhai::serde::to_dynamic(model.lock().config.to_hf_json())
+        rhai::serde::to_dynamic(model.native("config")?.config.to_hf_json())
     }
 
     /// Where the model came from and how it runs:
-    /// `#{origin, dtype, device, parameters, bos_id, eos_ids, lora}`; `lora` is `()` or the
-    /// attached adapters' `#{r, alpha, dropout, targets, parameters}`.
+    /// `#{engine, origin, dtype, device, parameters, bos_id, eos_ids, lora}`; `engine` is
+    /// `"native"`, or `"remote"` for a model behind a server (`model_remote`), whose info has
+    /// only `engine`, `origin` (its `openai:<name>@<url>`) and `eos_ids`; `lora` is `()` or
+    /// the attached adapters' `#{r, alpha, dropout, targets, parameters}`.
     ///
     /// ```rhai
     /// let m = model_load("tests/fixtures/model/tiny-llama");
@@ -289,8 +383,15 @@ pub mod model_api {
     /// ```
     #[rhai_fn(get = "info", pure)]
     pub fn info(model: &mut Model) -> rhai::Map {
-        let m = model.lock();
         let mut info = rhai::Map::new();
+        let Ok(m) = model.native("info") else {
+            let engine = model.engine();
+            info.insert("engine".into(), "remote".into());
+            info.insert("origin".into(), engine.name().into());
+            info.insert("eos_ids".into(), int_array(engine.eos()).into());
+            return info;
+        };
+        info.insert("engine".into(), "native".into());
         info.insert("origin".into(), m.origin.display().to_string().into());
         info.insert("dtype".into(), m.dtype.hf_name().into());
         info.insert(

@@ -101,18 +101,18 @@ fn rewards_with(
     let out: RecordsOut = o.parse()?;
     o.finish()?;
     let records: Vec<EditRecord> = from_array("token_rewards", "record", &records)?;
-    let policy_guard = policy.lock();
+    let policy_engine = policy.engine();
     // The policy as its own GRM (the same handle twice) must not be locked twice.
-    let grm_guard = grm
+    let grm_engine = grm
         .as_ref()
         .filter(|g| !policy.same_as(g))
-        .map(|g| g.lock());
-    let judge = match (&grm, &grm_guard) {
+        .map(|g| g.engine());
+    let judge = match (&grm, &grm_engine) {
         (None, _) => TokenJudge::TeacherEdit,
-        (Some(_), Some(grm)) => TokenJudge::Grm(grm),
-        (Some(_), None) => TokenJudge::Grm(&policy_guard),
+        (Some(_), Some(grm)) => TokenJudge::Grm(&**grm),
+        (Some(_), None) => TokenJudge::Grm(&*policy_engine),
     };
-    let rewards = run(&policy_guard, judge, kind, &records, &opts)
+    let rewards = run(&*policy_engine, judge, kind, &records, &opts)
         .map_err(|e| format!("token_rewards: {e}"))?;
     out.write("token_rewards", &rewards)
 }

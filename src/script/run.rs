@@ -101,7 +101,12 @@ pub mod run_api {
     /// run given with `--reuse`; returns its result, computed by `body` or read back. The
     /// result is written atomically after `body` returns, so a killed stage runs again on
     /// the next run (a training stage resumes from its checkpoints in
-    /// `run.stage_dir(name)`).
+    /// `run.stage_dir(name)`). A stage whose body asked an HTTP teacher records what that
+    /// cost beside its result (`stages/<name>.json`, field `spend`: `#{requests, cached,
+    /// input_tokens, output_tokens, cost}` — requests sent, answers taken from the cache,
+    /// the tokens of the requests sent, and with `teacher_price` the cost in dollars; a
+    /// failed attempt's spend is kept and added to), and the run's report shows it per stage
+    /// and in total.
     ///
     /// ```rhai
     /// let run = run_open("/tmp/rlmec-doc/run-stage");

@@ -204,7 +204,7 @@ pub mod tasks_api {
         let out: RecordsOut = o.parse()?;
         o.finish()?;
         let problems: Vec<Problem> = from_array("sample", "problem", &problems)?;
-        let records = run_sample(&model.lock(), kind, &problems, &opts)
+        let records = run_sample(&*model.engine(), kind, &problems, &opts)
             .map_err(|e| format!("sample: {e}"))?;
         out.write("sample", &records)
     }

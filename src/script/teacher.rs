@@ -60,8 +60,15 @@ pub mod teacher_api {
     /// (it answers greedily with the GRM templates, `batch_size` questions together), and
     /// for `"model:<path>"` `dtype`, `device` and `pack` as `model_load` takes them; for an
     /// HTTP teacher `max_new_tokens` per answer, `concurrency` (requests in flight at once),
-    /// `timeout_s` (per request), `retries` (after the first attempt) and `cache` (the JSONL
-    /// file that keeps every answer, so that no request is ever made twice).
+    /// `timeout_s` (per request), `retries` (after the first attempt), `cache` (the JSONL
+    /// file that keeps every answer, so that no request is ever made twice),
+    /// `teacher_price` (`#{input, output}`: dollars per million input and output tokens, for
+    /// the cost of the answers; 0: unknown) and `teacher_budget` (`#{requests, cost}`: the
+    /// most the call's answers may take, those from the cache included; 0: no limit). A
+    /// request that would go over the budget is not sent: the call fails saying how far it
+    /// got, every answer received is cached, and a rerun with a larger budget goes on from
+    /// there. A run's stage records what its teacher spent (requests, cached answers, tokens,
+    /// cost) and the run report shows it.
     /// Defaults: {defaults:teacher}.
     ///
     /// ```rhai
@@ -86,7 +93,7 @@ pub mod teacher_api {
             .map_err(|e: String| format!("minimum_edit: {e}"))?;
         let samples: Vec<Sample> = from_array("minimum_edit", "sample", &samples)?;
         let records = match teacher.clone().try_cast::<ModelHandle>() {
-            Some(model) => judge_with_model(&model.lock(), kind, &samples, &opts),
+            Some(model) => judge_with_model(&*model.engine(), kind, &samples, &opts),
             None => {
                 let spec: TeacherSpec = teacher
                     .into_string()

@@ -233,7 +233,7 @@ pub mod train_api {
         };
         let records: Vec<serde_json::Value> =
             crate::script::io::from_array("train", "record", &records)?;
-        let mut model = model.lock();
+        let mut model = model.native("train")?;
         let report =
             run_train(&mut model, &records, objective, &opts).map_err(|e| e.to_string())?;
         Ok(report_map(&report))
@@ -285,7 +285,7 @@ pub mod train_api {
         o.finish()?;
         let record = rhai::serde::from_dynamic::<serde_json::Value>(&record.into())
             .map_err(|e| format!("rlmec_loss: {e}"))?;
-        let model = model.lock();
+        let model = model.native("rlmec_loss")?;
         let example = examples::tokenize(&model, &[record], examples::RecordKind::Rlmec)
             .map_err(|e| format!("rlmec_loss: {e}"))?
             .remove(0);

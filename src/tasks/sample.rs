@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::prompt::policy_prompt;
 use super::{Fidelity, Problem, TaskKind};
+use crate::engine::Engine;
 use crate::generate::sampler::SamplingParams;
-use crate::generate::{GenerateError, GenerateOptions, Request, generate};
-use crate::model::Model;
+use crate::generate::{GenerateError, GenerateOptions, Request};
 
 /// Where a sample ends (besides EOS): the next turn or problem the model starts writing.
 pub const STOP_MARKERS: [&str; 4] = [
@@ -62,15 +62,15 @@ impl Default for SampleOptions {
 /// Sample every problem `opts.n` times (request `i·n + j` has its own seeded stream, so the
 /// result does not depend on batching).
 pub fn sample(
-    model: &Model,
+    engine: &dyn Engine,
     kind: TaskKind,
     problems: &[Problem],
     opts: &SampleOptions,
 ) -> Result<Vec<SampleRecord>, GenerateError> {
     let mut requests = Vec::with_capacity(problems.len() * opts.n);
     for p in problems {
-        let prompt = model
-            .tokenizer
+        let prompt = engine
+            .tokenizer()
             .encode(&policy_prompt(kind, &p.problem, opts.fidelity))?;
         for _ in 0..opts.n {
             requests.push(Request {
@@ -86,7 +86,7 @@ pub fn sample(
         seed: opts.seed,
         batch_size: opts.batch_size,
     };
-    let outs = generate(model, &requests, &generate_opts)?;
+    let outs = engine.generate(&requests, &generate_opts)?;
     let mut records = Vec::new();
     for (p, group) in problems.iter().zip(outs.chunks(opts.n.max(1))) {
         let mut seen = HashSet::new();

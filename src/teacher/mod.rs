@@ -8,6 +8,7 @@
 //! two-question protocol over any of them.
 
 pub mod arith;
+pub mod budget;
 pub mod grm_data;
 pub mod http;
 pub mod minimum_edit;

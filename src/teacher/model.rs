@@ -14,8 +14,8 @@
 
 use super::prompts::{grm_locate, grm_rewrite};
 use super::{Case, Teacher, TeacherError};
-use crate::generate::{GenerateOptions, Request, generate};
-use crate::model::Model;
+use crate::engine::Engine;
+use crate::generate::{GenerateOptions, Request};
 use crate::tasks::Fidelity;
 
 pub const STOP_MARKERS: [&str; 5] = ["Question", "USER", "ASSISTANT", "Instruction", "Response"];
@@ -31,7 +31,8 @@ fn rewrite_prompt(case: &Case, prefix: &str, fidelity: Fidelity) -> String {
 }
 
 pub struct ModelTeacher<'a> {
-    pub model: &'a Model,
+    /// The GRM: loaded here, or behind a server.
+    pub model: &'a dyn Engine,
     /// The paper allows 2048.
     pub max_new_tokens: usize,
     pub batch_size: usize,
@@ -51,7 +52,7 @@ impl ModelTeacher<'_> {
                 Ok(Request {
                     prompt: self
                         .model
-                        .tokenizer
+                        .tokenizer()
                         .encode(p)
                         .map_err(|e| failed(e.to_string()))?,
                     max_new_tokens: self.max_new_tokens,
@@ -63,7 +64,9 @@ impl ModelTeacher<'_> {
             batch_size: self.batch_size,
             ..GenerateOptions::default()
         };
-        Ok(generate(self.model, &requests, &opts)
+        Ok(self
+            .model
+            .generate(&requests, &opts)
             .map_err(|e| failed(e.to_string()))?
             .into_iter()
             .map(|g| g.text)
@@ -81,7 +84,7 @@ impl Teacher for ModelTeacher<'_> {
     }
 
     fn name(&self) -> String {
-        format!("model:{}", self.model.origin.display())
+        format!("model:{}", self.model.name())
     }
 
     fn locate_all(&self, cases: &[&Case]) -> Result<Vec<String>, TeacherError> {

@@ -14,12 +14,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::budget::{Budget, Price};
 use super::http::backend::Backend;
-use super::http::cache::Cache;
 use super::http::{HttpOptions, HttpTeacher};
 use super::minimum_edit::{EditRecord, Sample, judge_all, records};
 use super::model::ModelTeacher;
 use super::{Teacher, TeacherError, arith, reference};
+use crate::engine::Engine;
+use crate::http::{Cache, Transport};
 use crate::model::{LoadOptions, Model};
 use crate::tasks::{Fidelity, TaskKind};
 
@@ -108,6 +110,10 @@ pub struct TeacherOptions {
     pub timeout_s: f64,
     /// HTTP retries after the first attempt.
     pub retries: u32,
+    /// An HTTP teacher's price, for the cost of its answers.
+    pub teacher_price: Price,
+    /// What an HTTP teacher's answers may take in all, cached ones included.
+    pub teacher_budget: Budget,
     /// How a `model:<path>` teacher is loaded.
     #[serde(flatten)]
     pub load: LoadOptions,
@@ -123,9 +129,11 @@ impl Default for TeacherOptions {
             cache: std::env::var(CACHE_ENV)
                 .unwrap_or_else(|_| DEFAULT_CACHE.into())
                 .into(),
-            concurrency: http.concurrency,
-            timeout_s: http.timeout.as_secs_f64(),
-            retries: http.retries,
+            concurrency: http.transport.concurrency,
+            timeout_s: http.transport.timeout.as_secs_f64(),
+            retries: http.transport.retries,
+            teacher_price: http.price,
+            teacher_budget: http.budget,
             load: LoadOptions::default(),
         }
     }
@@ -135,10 +143,15 @@ impl TeacherOptions {
     fn http(&self) -> HttpOptions {
         let defaults = HttpOptions::default();
         HttpOptions {
-            concurrency: self.concurrency,
-            timeout: Duration::from_secs_f64(self.timeout_s),
-            retries: self.retries,
+            transport: Transport {
+                concurrency: self.concurrency,
+                timeout: Duration::from_secs_f64(self.timeout_s),
+                retries: self.retries,
+                ..defaults.transport
+            },
             max_tokens: self.max_new_tokens.unwrap_or(defaults.max_tokens),
+            price: self.teacher_price,
+            budget: self.teacher_budget,
             ..defaults
         }
     }
@@ -177,7 +190,7 @@ pub fn judge_named(
 /// [`judge_named`] with `model` as the teacher (the trained GRM): greedy answers with the
 /// GRM templates, `opts.batch_size` questions together.
 pub fn judge_with_model(
-    model: &Model,
+    model: &dyn Engine,
     kind: TaskKind,
     samples: &[Sample],
     opts: &TeacherOptions,
@@ -269,6 +282,6 @@ mod tests {
     #[test]
     fn http_options_default_to_the_public_teachers() {
         let opts = TeacherOptions::default().http();
-        assert_eq!((opts.max_tokens, opts.retries), (350, 6));
+        assert_eq!((opts.max_tokens, opts.transport.retries), (350, 6));
     }
 }

@@ -23,12 +23,13 @@ use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, Tokenizer};
 
+use super::TokenizerMeta;
 use crate::gguf::{GgufError, GgufFile};
 
 /// llama.cpp's token type for control tokens (`<|im_start|>`, ...): special added tokens.
-const TOKEN_TYPE_CONTROL: i32 = 3;
+pub(super) const TOKEN_TYPE_CONTROL: i32 = 3;
 /// llama.cpp's token type for user-defined tokens: plain (non-special) added tokens.
-const TOKEN_TYPE_USER_DEFINED: i32 = 4;
+pub(super) const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 
 /// `tokenizer.ggml.pre` values whose split is `\p{N}` isolated, then GPT-2's regex
 /// (llama.cpp `llama-vocab.cpp`, the STARCODER/SMOLLM group).
@@ -84,14 +85,13 @@ type Result<T, E = GgufTokenizerError> = std::result::Result<T, E>;
 /// A tokenizer rebuilt from GGUF metadata, plus the metadata a generation loop needs.
 #[derive(Debug, Clone)]
 pub struct GgufTokenizer {
-    /// Encodes without adding BOS/EOS (no post-processor); prepend `bos_id` when `add_bos`.
+    /// Encodes without adding BOS/EOS (no post-processor); prepend `bos_id` when `meta.add_bos`.
     pub tokenizer: Tokenizer,
     pub bos_id: Option<u32>,
     pub eos_id: Option<u32>,
-    /// `tokenizer.ggml.add_bos_token` (false when absent).
-    pub add_bos: bool,
-    /// `tokenizer.chat_template` (Jinja), if the file carries one.
-    pub chat_template: Option<String>,
+    /// The rest of the file's tokenizer metadata (`tokenizer.ggml.pre`, `add_bos_token`,
+    /// `add_eos_token`, unknown and padding ids, `tokenizer.chat_template`), kept for saving.
+    pub meta: TokenizerMeta,
 }
 
 impl GgufTokenizer {
@@ -119,16 +119,22 @@ impl GgufTokenizer {
         tokenizer
             .add_tokens(user_defined)
             .map_err(|e| build_error(file, e))?;
+        let id = |key| special_id(file, key, tokens.len()).map(|id| id.map(i64::from));
+        let meta = TokenizerMeta {
+            gguf_pre: Some(file.get_str("tokenizer.ggml.pre")?.to_owned()),
+            chat_template: file
+                .optional("tokenizer.chat_template", GgufFile::get_str)?
+                .map(str::to_owned),
+            add_bos: file.optional("tokenizer.ggml.add_bos_token", GgufFile::get_bool)?,
+            add_eos: file.optional("tokenizer.ggml.add_eos_token", GgufFile::get_bool)?,
+            unknown_id: id("tokenizer.ggml.unknown_token_id")?,
+            padding_id: id("tokenizer.ggml.padding_token_id")?,
+        };
         Ok(Self {
             tokenizer,
             bos_id,
             eos_id,
-            add_bos: file
-                .optional("tokenizer.ggml.add_bos_token", GgufFile::get_bool)?
-                .unwrap_or(false),
-            chat_template: file
-                .optional("tokenizer.chat_template", GgufFile::get_str)?
-                .map(str::to_owned),
+            meta,
         })
     }
 }

@@ -1,8 +1,10 @@
 //! Text ⇄ token ids: a Hugging Face `tokenizer.json`, or one rebuilt from a GGUF file's
-//! vocabulary. Encoding never adds BOS/EOS (RLMEC tokenises prompt and output apart and adds
-//! EOS itself); decoding keeps special tokens, as transformers' `decode` does by default.
+//! vocabulary (`gguf.rs`), and written back as GGUF metadata (`to_gguf.rs`). Encoding never
+//! adds BOS/EOS (RLMEC tokenises prompt and output apart and adds EOS itself); decoding keeps
+//! special tokens, as transformers' `decode` does by default.
 
 pub mod gguf;
+pub mod to_gguf;
 pub mod train;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +27,26 @@ pub enum TokenizeError {
     Save { path: PathBuf, message: String },
     #[error("cannot train tokenizer: {0}")]
     Train(String),
+    #[error("cannot write the tokenizer as GGUF metadata: {0}")]
+    ToGguf(String),
+}
+
+/// What a model's files say about its tokenizer beyond the vocabulary: how llama.cpp should
+/// split and frame text, and the chat template. rlmec's own encoding ignores it; it is kept
+/// so that a model saved as GGUF says it too ([`to_gguf`]). Unset fields are derived from the
+/// tokenizer when saving.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TokenizerMeta {
+    /// llama.cpp's pre-tokenizer name (`tokenizer.ggml.pre`) of a GGUF source.
+    pub gguf_pre: Option<String>,
+    /// The Jinja chat template (`tokenizer.chat_template`, or a Hugging Face folder's).
+    pub chat_template: Option<String>,
+    /// Whether llama.cpp should prepend BOS to a prompt (`add_bos_token`).
+    pub add_bos: Option<bool>,
+    /// Whether llama.cpp should append EOS to a prompt (`add_eos_token`).
+    pub add_eos: Option<bool>,
+    pub unknown_id: Option<i64>,
+    pub padding_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

@@ -2,6 +2,10 @@
 #![allow(dead_code)] // each test crate uses its own subset
 
 pub mod cli;
+pub mod mock_api;
+pub mod remote;
+pub mod teacher_server;
+pub mod tiny;
 pub mod training;
 
 use std::path::{Path, PathBuf};

@@ -11,8 +11,9 @@ fn escapes_markup_and_quotes() {
 /// A report of hostile text and broken metrics is still one well-formed page.
 #[test]
 fn odd_data_still_makes_a_well_formed_page() {
-    use super::super::collect::{Evaluation, StageRow};
+    use super::super::collect::{Evaluation, StageRow, StageSpend};
     use super::super::tokens::Samples;
+    use crate::spend::Spend;
     let nasty = "a <b> & \"c\" 'd' \u{7} ]]> --";
     let token = |text: &str, value: f64| Token {
         text: text.into(),
@@ -60,6 +61,25 @@ fn odd_data_still_makes_a_well_formed_page() {
             note: Some(nasty.into()),
             totals: None,
         },
+        spends: vec![
+            StageSpend {
+                stage: nasty.into(),
+                spend: Spend {
+                    requests: 3,
+                    cached: 2,
+                    input_tokens: 1200,
+                    output_tokens: 300,
+                    cost: Some(0.0081),
+                },
+            },
+            StageSpend {
+                stage: "unpriced".into(),
+                spend: Spend {
+                    requests: 1,
+                    ..Spend::NONE
+                },
+            },
+        ],
     };
     let html = page(&report);
     let options = roxmltree::ParsingOptions {
@@ -72,6 +92,11 @@ fn odd_data_still_makes_a_well_formed_page() {
         "the all-NaN loss is a note, not a lost page"
     );
     assert!(html.contains("1 unreadable line(s) skipped"));
+    assert!(html.contains(
+        "<tr id=\"spend-total\"><td><b>total</b></td><td class=\"num\">4</td>\
+         <td class=\"num\">2</td><td class=\"num\">1200</td><td class=\"num\">300</td>\
+         <td class=\"num\">$0.0081</td></tr>"
+    ));
     assert!(html.contains("<b>interrupted</b>"));
 }
 

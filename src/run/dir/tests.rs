@@ -18,7 +18,7 @@ fn a_stage_is_finished_only_after_finish_and_resumes_only_with_the_same_inputs()
     assert!(!run.work_dir("train").exists());
 
     let parts = crate::run::input_parts(&json!({"lr": 0.1}));
-    run.finish("train", "bbb", &parts, 1.5, &json!({"loss": 0.25}))
+    run.finish("train", "bbb", &parts, 1.5, &json!({"loss": 0.25}), None)
         .unwrap();
     let done = run.finished("train").unwrap().unwrap();
     assert_eq!(done.fingerprint, "bbb");

@@ -103,6 +103,20 @@ impl Backend {
         }
     }
 
+    /// The headers of a request: the key (when there is one) as the API expects it.
+    pub fn headers(&self, key: Option<&str>) -> Vec<(String, String)> {
+        match (self, key) {
+            (Self::Anthropic { .. }, key) => vec![
+                ("x-api-key".into(), key.unwrap_or_default().into()),
+                ("anthropic-version".into(), "2023-06-01".into()),
+            ],
+            (Self::OpenAi { .. }, Some(key)) => {
+                vec![("authorization".into(), format!("Bearer {key}"))]
+            }
+            (Self::OpenAi { .. }, None) => Vec::new(),
+        }
+    }
+
     /// The request body (what the cache key is made of, with the backend and model).
     pub fn body(&self, chat: &Chat, max_tokens: usize, temperature: f64) -> Value {
         let messages = |prefill: bool| -> Vec<Value> {

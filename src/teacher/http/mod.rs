@@ -2,54 +2,49 @@
 //! `ANTHROPIC_API_KEY`) and `openai:<model>@<base_url>` (any OpenAI-compatible server: vLLM,
 //! SGLang, llama.cpp, Ollama; key from `OPENAI_API_KEY` if set).
 //!
-//! Requests go out concurrently up to a bound, each with a timeout; 429, 529, 5xx, timeouts
-//! and connection failures are retried with exponential backoff and jitter, honouring
-//! `Retry-After`; other 4xx fail at once. Every answer is cached ([`cache`]) before it is
-//! used, so no paid request is ever made twice. Keys are read from the environment only and
-//! never logged, cached or written.
+//! Requests travel through [`crate::http`] (bounded concurrency, retries honouring
+//! `Retry-After`, every answer cached before it is used, so no paid request is ever made
+//! twice). Keys are read from the environment only and never logged, cached or written.
+//!
+//! Every batch's requests, cached answers, tokens and (with a [`Price`]) dollars go to the
+//! process's [`crate::spend`] ledger; a [`Budget`] holds requests back before they are sent
+//! (see [`super::budget`]) and the teacher then fails saying how far it got.
 
 pub mod backend;
-pub mod cache;
 mod examples;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use rand::Rng;
 use serde_json::Value;
 
+use super::budget::{Budget, Price};
 use super::prompts::{LOCATE_INSTRUCTION, REWRITE_INSTRUCTION};
 use super::solution::numbered;
 use super::{Case, Teacher, TeacherError};
+use crate::http::{Cache, Client, Exchange, Limit, Parse, Tally, Transport, Usage, cache};
+use crate::spend::{self, Spend};
 use crate::tasks::TaskKind;
 use backend::{Backend, Chat};
-use cache::Cache;
 
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// Requests in flight at once.
-    pub concurrency: usize,
-    pub timeout: Duration,
-    /// Retries after the first attempt.
-    pub retries: u32,
-    /// First backoff; doubled per retry (with ±50% jitter), capped at `max_backoff`.
-    pub backoff: Duration,
-    pub max_backoff: Duration,
+    pub transport: Transport,
     /// docs/method.md, step 2: the public teacher used temperature 0 and at most 350 tokens.
     pub max_tokens: usize,
     pub temperature: f64,
+    pub price: Price,
+    /// What this teacher's answers may take in all (cached ones included).
+    pub budget: Budget,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
         Self {
-            concurrency: 4,
-            timeout: Duration::from_secs(120),
-            retries: 6,
-            backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
+            transport: Transport::default(),
             max_tokens: 350,
             temperature: 0.0,
+            price: Price::default(),
+            budget: Budget::default(),
         }
     }
 }
@@ -59,9 +54,11 @@ pub struct HttpTeacher {
     kind: TaskKind,
     opts: HttpOptions,
     cache: Arc<Cache>,
-    client: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
+    client: Client,
     key: Option<String>,
+    /// The answers this teacher has given so far (cached ones included), which its budget
+    /// bounds.
+    answered: Mutex<Tally>,
 }
 
 /// The locate question (step 2a), exactly as docs/method.md ("Exact strings") gives it.
@@ -79,12 +76,6 @@ pub fn rewrite_prompt(problem: &str, solution: &str, prediction: &str) -> String
     format!(
         "{REWRITE_INSTRUCTION}\nProblem: {problem}\nCorrect solution: {solution}\nPrediction: {prediction}"
     )
-}
-
-/// Why one request failed for good.
-enum Failure {
-    Retryable(String, Option<Duration>),
-    Fatal(String),
 }
 
 impl HttpTeacher {
@@ -119,187 +110,79 @@ impl HttpTeacher {
         if key.is_none() && matches!(backend, Backend::Anthropic { .. }) {
             return Err(failed(format!("{} is not set", backend.key_variable())));
         }
-        let client = reqwest::Client::builder()
-            .timeout(opts.timeout)
-            .build()
-            .map_err(|e| failed(e.to_string()))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| failed(e.to_string()))?;
+        opts.price.validate().map_err(failed)?;
+        opts.budget.validate(&opts.price).map_err(failed)?;
+        let client = Client::new(&backend.name(), opts.transport.clone()).map_err(failed)?;
         Ok(Self {
             backend,
             kind,
             opts,
             cache: Arc::new(cache),
             client,
-            runtime,
             key,
+            answered: Mutex::new(Tally::default()),
         })
     }
 
-    /// Complete every chat (cached ones from the cache), in order.
+    /// The request that asks `chat`.
+    fn exchange(&self, chat: &Chat) -> Exchange {
+        let body = self
+            .backend
+            .body(chat, self.opts.max_tokens, self.opts.temperature);
+        // A token takes at least a byte of the body.
+        let bound = Usage {
+            input_tokens: body.to_string().len() as u64,
+            output_tokens: self.opts.max_tokens as u64,
+        };
+        Exchange {
+            url: self.backend.url(),
+            headers: self.backend.headers(self.key.as_deref()),
+            key: cache::key(&self.backend.name(), self.backend.model(), &body),
+            body,
+            bound,
+        }
+    }
+
+    /// Complete every chat (cached ones from the cache), in order, within the budget; what
+    /// the batch took goes to the [`spend`] ledger.
     pub fn complete_all(&self, chats: &[Chat]) -> Result<Vec<String>, TeacherError> {
+        let exchanges: Vec<Exchange> = chats.iter().map(|c| self.exchange(c)).collect();
+        let backend = self.backend.clone();
+        let parse: Parse = Arc::new(move |v: &Value| backend.text(v).map(Value::String));
+        let (budget, price) = (self.opts.budget, self.opts.price);
+        // Held for the batch: batches of one teacher count against its budget in turn.
+        let mut answered = self.answered.lock().unwrap_or_else(|e| e.into_inner());
+        let before = *answered;
+        let within = move |batch: &Tally| budget.allows(&(before + *batch), &price);
+        let limit = budget.limited().then_some(&within as &Limit);
+        let outcome = self
+            .client
+            .run(&exchanges, &self.cache, &parse, limit, "teacher");
+        *answered = before
+            + Tally {
+                answers: outcome.answered(),
+                usage: outcome.used_usage,
+            };
+        spend::record(&Spend {
+            requests: outcome.sent as u64,
+            cached: outcome.cached as u64,
+            input_tokens: outcome.sent_usage.input_tokens,
+            output_tokens: outcome.sent_usage.output_tokens,
+            cost: price.cost_if_known(outcome.sent_usage),
+        });
         let failed = |message: String| TeacherError::Failed {
             teacher: self.backend.name(),
             message,
         };
-        let bodies: Vec<Value> = chats
-            .iter()
-            .map(|c| {
-                self.backend
-                    .body(c, self.opts.max_tokens, self.opts.temperature)
-            })
-            .collect();
-        let keys: Vec<String> = bodies
-            .iter()
-            .map(|b| cache::key(&self.backend.name(), self.backend.model(), b))
-            .collect();
-        let mut out: Vec<Option<String>> = keys.iter().map(|k| self.cache.get(k)).collect();
-        let missing: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_none()).collect();
-        if missing.is_empty() {
-            return Ok(out.into_iter().map(|o| o.expect("cached")).collect());
+        if outcome.held > 0 {
+            let asked = before.answers + chats.len();
+            return Err(failed(budget.reached(asked, &answered, &price)));
         }
-        tracing::info!(
-            "{}: {} request(s), {} from the cache",
-            self.backend.name(),
-            chats.len(),
-            chats.len() - missing.len()
-        );
-        let bar = crate::progress::bar(missing.len() as u64, "teacher");
-        let results: Vec<(usize, Result<String, String>)> = self.runtime.block_on(async {
-            let gate = Arc::new(tokio::sync::Semaphore::new(self.opts.concurrency.max(1)));
-            let mut tasks = tokio::task::JoinSet::new();
-            for &i in &missing {
-                let (gate, client, cache) = (gate.clone(), self.client.clone(), self.cache.clone());
-                let (backend, opts, key) =
-                    (self.backend.clone(), self.opts.clone(), self.key.clone());
-                let (body, cache_key) = (bodies[i].clone(), keys[i].clone());
-                tasks.spawn(async move {
-                    let _permit = gate
-                        .acquire_owned()
-                        .await
-                        .expect("the semaphore is never closed");
-                    let reply = send(&client, &backend, key.as_deref(), &body, &opts).await;
-                    if let Ok(text) = &reply
-                        && let Err(e) = cache.put(&cache_key, text)
-                    {
-                        tracing::warn!("teacher cache: {e}");
-                    }
-                    (i, reply)
-                });
-            }
-            let mut done = Vec::new();
-            while let Some(joined) = tasks.join_next().await {
-                bar.inc(1);
-                done.push(joined.unwrap_or_else(|e| (usize::MAX, Err(e.to_string()))));
-            }
-            done
-        });
-        bar.finish_and_clear();
-        let mut first_error = None;
-        for (i, r) in results {
-            match r {
-                Ok(text) if i < out.len() => out[i] = Some(text),
-                Ok(_) => {}
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        // Answers that did arrive are cached: a rerun asks only for the failed ones.
-        if let Some(e) = first_error {
-            return Err(failed(e));
-        }
-        Ok(out
+        let answers = outcome.all().map_err(failed)?;
+        Ok(answers
             .into_iter()
-            .map(|o| o.expect("every request answered"))
+            .map(|v| v.as_str().unwrap_or_default().to_string())
             .collect())
-    }
-}
-
-async fn send(
-    client: &reqwest::Client,
-    backend: &Backend,
-    key: Option<&str>,
-    body: &Value,
-    opts: &HttpOptions,
-) -> Result<String, String> {
-    let mut attempt = 0;
-    loop {
-        match attempt_once(client, backend, key, body).await {
-            Ok(text) => return Ok(text),
-            Err(Failure::Fatal(e)) => return Err(e),
-            Err(Failure::Retryable(e, retry_after)) => {
-                if attempt >= opts.retries {
-                    return Err(format!("{e} (after {} attempts)", attempt + 1));
-                }
-                let backoff = opts.backoff.as_secs_f64() * 2f64.powi(attempt as i32);
-                let jittered = backoff * rand::thread_rng().gen_range(0.5..1.5);
-                let wait = retry_after
-                    .unwrap_or(Duration::from_secs_f64(jittered))
-                    .min(opts.max_backoff);
-                tracing::debug!(
-                    "{}: {e}; retrying in {:.1}s",
-                    backend.name(),
-                    wait.as_secs_f64()
-                );
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-            }
-        }
-    }
-}
-
-async fn attempt_once(
-    client: &reqwest::Client,
-    backend: &Backend,
-    key: Option<&str>,
-    body: &Value,
-) -> Result<String, Failure> {
-    let mut request = client.post(backend.url()).json(body);
-    request = match backend {
-        Backend::Anthropic { .. } => request
-            .header("x-api-key", key.unwrap_or_default())
-            .header("anthropic-version", "2023-06-01"),
-        Backend::OpenAi { .. } => match key {
-            Some(k) => request.bearer_auth(k),
-            None => request,
-        },
-    };
-    let response = request.send().await.map_err(|e| {
-        let what = if e.is_timeout() {
-            "timed out"
-        } else {
-            "connection failed"
-        };
-        Failure::Retryable(format!("request {what}"), None)
-    })?;
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(Duration::from_secs_f64);
-    let text = response
-        .text()
-        .await
-        .map_err(|_| Failure::Retryable("reading the response failed".into(), None))?;
-    let excerpt: String = text.chars().take(200).collect();
-    match status.as_u16() {
-        200..=299 => {
-            let value: Value = serde_json::from_str(&text).map_err(|_| {
-                Failure::Fatal(format!("malformed JSON in the response: {excerpt}"))
-            })?;
-            backend.text(&value).map_err(Failure::Fatal)
-        }
-        429 | 529 | 500..=599 => Err(Failure::Retryable(
-            format!("HTTP {status}: {excerpt}"),
-            retry_after,
-        )),
-        _ => Err(Failure::Fatal(format!("HTTP {status}: {excerpt}"))),
     }
 }
 

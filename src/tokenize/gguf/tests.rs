@@ -55,8 +55,9 @@ fn check_cases(tok: &GgufTokenizer, reference: &Value) {
 fn tiny_vocabulary_matches_transformers() {
     let file = GgufFile::open(fixture("tiny_tokenizer.gguf")).unwrap();
     let tok = GgufTokenizer::from_gguf(&file).unwrap();
-    assert!(tok.add_bos);
-    assert_eq!(tok.chat_template, None);
+    assert_eq!(tok.meta.add_bos, Some(true));
+    assert_eq!(tok.meta.chat_template, None);
+    assert_eq!(tok.meta.gguf_pre.as_deref(), Some("smollm"));
     check_cases(&tok, &fixture_json("tiny_tokenizer.json"));
     // "a b" has a literal space, so it is stored respelled and not added whole.
     assert_eq!(tok.tokenizer.token_to_id("a\u{120}b"), Some(270));
@@ -69,10 +70,14 @@ fn smollm2_matches_transformers() {
     let reference = fixture_json("smollm2_tokenizer.json");
     let file = GgufFile::open(path).unwrap();
     let tok = GgufTokenizer::from_gguf(&file).unwrap();
-    assert!(!tok.add_bos);
+    assert_eq!(tok.meta.add_bos, Some(false));
     assert_eq!(
-        tok.chat_template.as_deref(),
+        tok.meta.chat_template.as_deref(),
         reference["chat_template"].as_str()
+    );
+    assert_eq!(
+        (tok.meta.unknown_id, tok.meta.padding_id),
+        (Some(0), Some(2))
     );
     check_cases(&tok, &reference);
     let specials = tok.tokenizer.get_added_tokens_decoder();
@@ -114,7 +119,10 @@ fn rejects_what_it_cannot_build() {
     let file = GgufFile::open(tmp.path()).unwrap();
     let tok = GgufTokenizer::from_gguf(&file).unwrap();
     assert_eq!(tok.tokenizer.encode("ab", false).unwrap().get_ids(), [2]);
-    assert_eq!((tok.bos_id, tok.eos_id, tok.add_bos), (None, None, false));
+    assert_eq!(
+        (tok.bos_id, tok.eos_id, tok.meta.add_bos),
+        (None, None, None)
+    );
 
     let err = build_err(tokenizer_file("llama", "gpt-2", &[]));
     assert!(

@@ -2,7 +2,10 @@
 //! prompt, parameters), appended to a JSONL file and flushed, so that no paid request is
 //! made twice and a killed run loses at most the requests in flight. A torn last line (a
 //! kill mid-write) is skipped on load; keys never hold secrets (the API key is not part of
-//! a request's identity).
+//! a request's identity). A reply is any JSON value (a teacher's is its text, a remote
+//! engine's the completion with its tokens and log-probabilities); beside it, the tokens the
+//! answer took ([`Usage`]), so that what a reused answer cost is known. Entries written before
+//! usage was kept load with none.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -13,8 +16,19 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::Usage;
+
+/// A cached answer: the reply kept, and the tokens it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub reply: Value,
+    pub usage: Usage,
+}
+
+type Entries = (HashMap<String, Answer>, Option<File>);
+
 pub struct Cache {
-    entries: Mutex<(HashMap<String, String>, Option<File>)>,
+    entries: Mutex<Entries>,
 }
 
 /// The identity of a request: backend, model, the request body (prompt and parameters).
@@ -50,8 +64,10 @@ impl Cache {
         for (i, line) in text.lines().enumerate() {
             match serde_json::from_str::<Value>(line) {
                 Ok(v) => {
-                    if let (Some(k), Some(r)) = (v["key"].as_str(), v["reply"].as_str()) {
-                        map.insert(k.to_string(), r.to_string());
+                    if let (Some(k), Some(reply)) = (v["key"].as_str(), v.get("reply")) {
+                        let usage = serde_json::from_value(v["usage"].clone()).unwrap_or_default();
+                        let reply = reply.clone();
+                        map.insert(k.to_string(), Answer { reply, usage });
                     }
                 }
                 Err(_) => {
@@ -69,18 +85,19 @@ impl Cache {
         })
     }
 
-    pub fn get(&self, key: &str) -> Option<String> {
+    pub fn get(&self, key: &str) -> Option<Answer> {
         self.lock().0.get(key).cloned()
     }
 
-    pub fn put(&self, key: &str, reply: &str) -> std::io::Result<()> {
+    pub fn put(&self, key: &str, answer: &Answer) -> std::io::Result<()> {
         let mut guard = self.lock();
         let (map, file) = &mut *guard;
         if let Some(file) = file {
-            writeln!(file, "{}", json!({"key": key, "reply": reply}))?;
+            let entry = json!({"key": key, "reply": answer.reply, "usage": answer.usage});
+            writeln!(file, "{entry}")?;
             file.flush()?;
         }
-        map.insert(key.to_string(), reply.to_string());
+        map.insert(key.to_string(), answer.clone());
         Ok(())
     }
 
@@ -92,7 +109,7 @@ impl Cache {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<String, String>, Option<File>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -101,25 +118,45 @@ impl Cache {
 mod tests {
     use super::*;
 
+    fn answer(reply: Value, input_tokens: u64, output_tokens: u64) -> Answer {
+        Answer {
+            reply,
+            usage: Usage {
+                input_tokens,
+                output_tokens,
+            },
+        }
+    }
+
     #[test]
     fn survives_a_torn_last_line_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cache.jsonl");
         let c = Cache::open(&path).unwrap();
         let k = key("anthropic", "m", &json!({"prompt": "p"}));
-        c.put(&k, "reply one").unwrap();
+        c.put(&k, &answer(json!("reply one"), 9, 2)).unwrap();
         drop(c);
         // A kill mid-write leaves half a line.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"{\"key\": \"abc\", \"rep").unwrap();
         drop(f);
         let c = Cache::open(&path).unwrap();
-        assert_eq!(c.get(&k).as_deref(), Some("reply one"));
+        assert_eq!(c.get(&k), Some(answer(json!("reply one"), 9, 2)));
         assert_eq!(c.len(), 1);
-        c.put("k2", "two").unwrap();
+        let two = answer(json!({"text": "two", "ids": [1, 2]}), 0, 0);
+        c.put("k2", &two).unwrap();
         drop(c);
         let c = Cache::open(&path).unwrap();
-        assert_eq!(c.get("k2").as_deref(), Some("two"));
+        assert_eq!(c.get("k2"), Some(two));
+    }
+
+    #[test]
+    fn an_entry_without_usage_loads_with_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.jsonl");
+        std::fs::write(&path, "{\"key\": \"old\", \"reply\": \"kept\"}\n").unwrap();
+        let c = Cache::open(&path).unwrap();
+        assert_eq!(c.get("old"), Some(answer(json!("kept"), 0, 0)));
     }
 
     #[test]

@@ -1,0 +1,135 @@
+//! One request on the wire: an attempt, and the retries around it.
+
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::Value;
+
+use super::cache::Answer;
+use super::{Exchange, Parse, Transport, Usage};
+
+/// Why an attempt failed.
+enum Failure {
+    /// Worth another attempt, after the server's `Retry-After` when it gave one.
+    Retryable(String, Option<Duration>),
+    Fatal(String),
+}
+
+/// `exchange` sent until it is answered, fails for good, or the retries are spent: what
+/// `parse` kept of the answer, and the tokens it took.
+pub(super) async fn with_retries(
+    client: &reqwest::Client,
+    name: &str,
+    exchange: &Exchange,
+    transport: &Transport,
+    parse: &Parse,
+) -> Result<Answer, String> {
+    let mut attempt = 0;
+    loop {
+        match attempt_once(client, exchange, parse).await {
+            Ok(answer) => return Ok(answer),
+            Err(Failure::Fatal(e)) => return Err(e),
+            Err(Failure::Retryable(e, retry_after)) => {
+                if attempt >= transport.retries {
+                    return Err(format!("{e} (after {} attempts)", attempt + 1));
+                }
+                let backoff = transport.backoff.as_secs_f64() * 2f64.powi(attempt as i32);
+                let jittered = backoff * rand::thread_rng().gen_range(0.5..1.5);
+                let wait = retry_after
+                    .unwrap_or(Duration::from_secs_f64(jittered))
+                    .min(transport.max_backoff);
+                tracing::debug!("{name}: {e}; retrying in {:.1}s", wait.as_secs_f64());
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// `exchange` sent once: its answer, or why it failed.
+pub(super) async fn once(
+    client: &reqwest::Client,
+    exchange: &Exchange,
+    parse: &Parse,
+) -> Result<Value, String> {
+    attempt_once(client, exchange, parse)
+        .await
+        .map(|answer| answer.reply)
+        .map_err(|failure| match failure {
+            Failure::Retryable(e, _) | Failure::Fatal(e) => e,
+        })
+}
+
+async fn attempt_once(
+    client: &reqwest::Client,
+    exchange: &Exchange,
+    parse: &Parse,
+) -> Result<Answer, Failure> {
+    let mut request = client.post(&exchange.url).json(&exchange.body);
+    for (name, value) in &exchange.headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.map_err(|e| {
+        let what = if e.is_timeout() {
+            "timed out"
+        } else {
+            "connection failed"
+        };
+        Failure::Retryable(format!("request {what}"), None)
+    })?;
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(Duration::from_secs_f64);
+    let text = response
+        .text()
+        .await
+        .map_err(|_| Failure::Retryable("reading the response failed".into(), None))?;
+    let excerpt: String = text.chars().take(200).collect();
+    match status.as_u16() {
+        200..=299 => {
+            let value: Value = serde_json::from_str(&text).map_err(|_| {
+                Failure::Fatal(format!("malformed JSON in the response: {excerpt}"))
+            })?;
+            let reply = parse(&value).map_err(Failure::Fatal)?;
+            Ok(Answer {
+                reply,
+                usage: Usage::of(&value),
+            })
+        }
+        429 | 529 | 500..=599 => Err(Failure::Retryable(
+            format!("HTTP {status}: {excerpt}"),
+            retry_after,
+        )),
+        _ => Err(Failure::Fatal(format!("HTTP {status}: {excerpt}"))),
+    }
+}
+
+/// One `GET`, its JSON body when the status is 2xx.
+pub(super) async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(String, String)],
+) -> Result<Value, String> {
+    let mut request = client.get(url);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    if !status.is_success() {
+        let excerpt: String = text.chars().take(200).collect();
+        return Err(format!("GET {url}: HTTP {status}: {excerpt}"));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("GET {url}: malformed JSON: {e}"))
+}

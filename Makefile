@@ -91,12 +91,13 @@ BENCH_VENV := .deps/bench-venv
 
 bench-setup: $(BENCH_VENV)/.ready
 
+# Made where it stays (a moved venv's scripts keep the old path in their shebangs); a venv
+# without its stamp is half-built and made again.
 $(BENCH_VENV)/.ready:
-	rm -rf $(BENCH_VENV).partial
-	$(PYTHON) -m venv $(BENCH_VENV).partial
-	$(BENCH_VENV).partial/bin/pip install --quiet --disable-pip-version-check torch==2.13.0 transformers gguf accelerate peft
-	touch $(BENCH_VENV).partial/.ready
-	rm -rf $(BENCH_VENV) && mv $(BENCH_VENV).partial $(BENCH_VENV)
+	rm -rf $(BENCH_VENV)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 transformers gguf accelerate peft
+	touch $(BENCH_VENV)/.ready
 
 bench: setup bench-setup
 	RLMEC_BENCH_PYTHON=$(BENCH_VENV)/bin/python cargo bench --bench model

@@ -117,8 +117,8 @@ struct RunArgs {
     /// Seed for everything random (same as --set seed=...).
     #[arg(long)]
     seed: Option<i64>,
-    /// Torch intra-op threads [default: $RLMEC_TORCH_THREADS, else one per core].
-    #[arg(long, env = "RLMEC_TORCH_THREADS")]
+    /// Torch intra-op threads, at least 1 [default: $RLMEC_TORCH_THREADS, else one per core].
+    #[arg(long, env = "RLMEC_TORCH_THREADS", value_parser = clap::value_parser!(i32).range(1..))]
     threads: Option<i32>,
 }
 
@@ -190,7 +190,7 @@ fn run(args: RunArgs) -> ExitCode {
         unreachable!("clap requires SCRIPT when no subcommand is given")
     };
     if let Some(n) = args.threads {
-        tch::set_num_threads(n.max(1));
+        tch::set_num_threads(n);
     }
     if let Some(seed) = args.seed {
         tch::manual_seed(seed);

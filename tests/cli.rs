@@ -263,3 +263,16 @@ fn the_data_stages_run_offline_from_a_script() {
         assert!(out.contains(line), "{out}");
     }
 }
+
+#[test]
+fn zero_threads_is_refused() {
+    for args in [
+        &["tests/scripts/hello.rhai", "--threads", "0"][..],
+        &["tests/scripts/hello.rhai", "--threads=-2"][..],
+    ] {
+        let o = rlmec(args);
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert!(err.contains("--threads") && err.contains("1.."), "{err}");
+    }
+}

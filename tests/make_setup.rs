@@ -133,8 +133,9 @@ impl Project {
             .collect()
     }
 
-    /// The installs into the llama.cpp server's venv during `text`'s make run.
-    fn llama_installs(text: &str) -> Vec<&str> {
+    /// The installs into a venv (the llama.cpp server's, the benchmarks') during `text`'s
+    /// make run.
+    fn pip_installs(text: &str) -> Vec<&str> {
         text.lines()
             .filter(|l| l.starts_with("fake pip install"))
             .collect()
@@ -233,7 +234,7 @@ fn a_clean_clone_sets_up_the_cpu_variant_once() {
 fn make_test_builds_the_llama_server_venv_once_and_redoes_a_half_built_one() {
     let p = Project::new();
     let out = p.make(&["test"]);
-    let installs = Project::llama_installs(&out);
+    let installs = Project::pip_installs(&out);
     assert_eq!(installs.len(), 1, "{out}");
     // pip runs inside the venv, which sits where it stays (its scripts' shebangs hold it).
     let venv = p.llama_venv();
@@ -255,12 +256,36 @@ fn make_test_builds_the_llama_server_venv_once_and_redoes_a_half_built_one() {
     );
 
     let out = p.make(&["test"]);
-    assert!(Project::llama_installs(&out).is_empty(), "{out}");
+    assert!(Project::pip_installs(&out).is_empty(), "{out}");
 
     // An install that stopped before its stamp is started again from an empty venv.
     fs::remove_file(venv.join(".ready")).unwrap();
     fs::write(venv.join("half-built"), "").unwrap();
     let out = p.make(&["test"]);
-    assert_eq!(Project::llama_installs(&out).len(), 1, "{out}");
+    assert_eq!(Project::pip_installs(&out).len(), 1, "{out}");
     assert!(venv.join(".ready").exists() && !venv.join("half-built").exists());
+}
+
+#[test]
+fn the_bench_venv_is_made_where_it_stays_so_its_scripts_run() {
+    let p = Project::new();
+    let out = p.make(&["bench-setup"]);
+    let installs = Project::pip_installs(&out);
+    assert_eq!(installs.len(), 1, "{out}");
+    let venv = p.root.join(".deps/bench-venv");
+    assert!(
+        installs[0].contains(&format!(" {} ", venv.display())),
+        "{out}"
+    );
+    // Its entry points name the venv as it is: a venv renamed after it was made keeps
+    // the old path in their shebangs, and they fail with "required file not found".
+    let pip = fs::read_to_string(venv.join("bin/pip")).unwrap();
+    let shebang = pip.lines().next().unwrap();
+    assert!(
+        shebang.starts_with(&format!("#!{}/bin/python", venv.display())),
+        "{shebang}"
+    );
+    assert!(venv.join(".ready").exists());
+    let out = p.make(&["bench-setup"]);
+    assert!(Project::pip_installs(&out).is_empty(), "{out}");
 }

@@ -9,7 +9,7 @@ use common::teacher_server::{Server, completion, fast};
 use rlmec::http::Cache;
 use rlmec::tasks::TaskKind;
 use rlmec::teacher::http::HttpTeacher;
-use rlmec::teacher::http::backend::Chat;
+use rlmec::teacher::http::backend::{Backend, Chat};
 use rlmec::teacher::{Case, Teacher};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -78,7 +78,21 @@ fn retries_429_with_retry_after_and_500_then_succeeds() {
 }
 
 #[test]
-fn malformed_json_and_client_errors_fail_without_retrying() {
+fn malformed_json_is_retried_and_client_errors_are_not() {
+    // A body cut short once, then whole: the teacher answers.
+    let s = Server::start();
+    s.mount(
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("{\"choices\": [{\"te"))
+            .up_to_n_times(1)
+            .with_priority(1),
+    );
+    s.mount(Mock::given(method("POST")).respond_with(completion("[2]")));
+    let t = s.teacher(fast(), Cache::in_memory());
+    assert_eq!(t.locate(&case()).unwrap(), "[2]");
+    assert_eq!(s.requests(), 2);
+
+    // Always cut: reported after the retries.
     let s = Server::start();
     s.mount(
         Mock::given(method("POST"))
@@ -86,8 +100,11 @@ fn malformed_json_and_client_errors_fail_without_retrying() {
     );
     let t = s.teacher(fast(), Cache::in_memory());
     let err = t.locate(&case()).unwrap_err().to_string();
-    assert!(err.contains("malformed JSON"), "{err}");
-    assert_eq!(s.requests(), 1);
+    assert!(
+        err.contains("malformed JSON") && err.contains("after 7 attempts"),
+        "{err}"
+    );
+    assert_eq!(s.requests(), 7);
 
     let s = Server::start();
     s.mount(
@@ -201,4 +218,34 @@ fn anthropic_sends_the_key_header_and_the_prefill_turn() {
     )
     .unwrap();
     assert_eq!(t.rewrite(&case(), 1, "first step").unwrap(), "\nrest");
+}
+
+#[test]
+fn a_refusal_that_echoes_the_key_does_not_show_it() {
+    let s = Server::start();
+    s.mount(
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_string(r#"{"error": "invalid x-api-key: sk-ant-echoed-secret"}"#),
+            ),
+    );
+    let backend = Backend::Anthropic {
+        model: "claude-test".into(),
+        base_url: s.server.uri(),
+    };
+    let t = HttpTeacher::with_key(
+        backend,
+        TaskKind::Math,
+        Cache::in_memory(),
+        fast(),
+        Some("sk-ant-echoed-secret".into()),
+    )
+    .unwrap();
+    let err = t.locate(&case()).unwrap_err().to_string();
+    assert!(
+        err.contains("HTTP 401") && err.contains("[redacted]") && !err.contains("echoed-secret"),
+        "{err}"
+    );
 }

@@ -88,11 +88,12 @@ async fn attempt_once(
         .text()
         .await
         .map_err(|_| Failure::Retryable("reading the response failed".into(), None))?;
-    let excerpt: String = text.chars().take(200).collect();
+    let excerpt = excerpt(&text, &exchange.headers);
     match status.as_u16() {
+        // A truncated body (a proxy or an overloaded server cutting it) is worth another try.
         200..=299 => {
             let value: Value = serde_json::from_str(&text).map_err(|_| {
-                Failure::Fatal(format!("malformed JSON in the response: {excerpt}"))
+                Failure::Retryable(format!("malformed JSON in the response: {excerpt}"), None)
             })?;
             let reply = parse(&value).map_err(Failure::Fatal)?;
             Ok(Answer {
@@ -128,8 +129,46 @@ pub(super) async fn get(
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;
     if !status.is_success() {
-        let excerpt: String = text.chars().take(200).collect();
+        let excerpt = excerpt(&text, headers);
         return Err(format!("GET {url}: HTTP {status}: {excerpt}"));
     }
     serde_json::from_str(&text).map_err(|e| format!("GET {url}: malformed JSON: {e}"))
+}
+
+/// The start of a response body for an error message, without the secrets the request
+/// carried in its headers: a server may echo the key it refused.
+fn excerpt(body: &str, headers: &[(String, String)]) -> String {
+    let mut shown = body.to_string();
+    for (_, value) in headers {
+        let secret = value.strip_prefix("Bearer ").unwrap_or(value);
+        // Short values (`anthropic-version`) are not secrets, and replacing them would only
+        // blur the message.
+        if secret.len() >= 8 {
+            shown = shown.replace(secret, "[redacted]");
+        }
+    }
+    shown.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_echoed_key_is_redacted() {
+        let headers = [
+            (
+                "authorization".to_string(),
+                "Bearer sk-secret-123".to_string(),
+            ),
+            ("x-api-key".to_string(), "ak-other-4567".to_string()),
+            ("anthropic-version".to_string(), "2023".to_string()),
+        ];
+        let body = "invalid key sk-secret-123 (also ak-other-4567) for version 2023";
+        assert_eq!(
+            excerpt(body, &headers),
+            "invalid key [redacted] (also [redacted]) for version 2023"
+        );
+        assert_eq!(excerpt(&"x".repeat(300), &[]).len(), 200);
+    }
 }

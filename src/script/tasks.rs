@@ -227,6 +227,9 @@ pub mod tasks_api {
                 })
             })
             .collect::<Result<Vec<bool>, _>>()?;
+        if flags.is_empty() {
+            return Err("accuracy: no outcomes: nothing was evaluated (an empty test set?)".into());
+        }
         let a = wilson(&flags);
         let mut m = rhai::Map::new();
         m.insert("n".into(), (a.n as i64).into());

@@ -23,6 +23,8 @@ pub enum LoadError {
         line: usize,
         message: String,
     },
+    #[error("{path}: no records (an empty split can be neither trained nor evaluated on)")]
+    Empty { path: PathBuf },
 }
 
 /// Field names in the user's records for `problem`, `solution` and `answer`.
@@ -157,6 +159,11 @@ pub fn load(path: &Path, fields: &FieldMap) -> Result<Vec<Problem>, LoadError> {
     } else {
         files::read_jsonl_numbered(path)?
     };
+    if records.is_empty() {
+        return Err(LoadError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
     records
         .iter()
         .map(|(line, r)| problem(r, fields, path, *line))
@@ -166,6 +173,24 @@ pub fn load(path: &Path, fields: &FieldMap) -> Result<Vec<Problem>, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_split_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            ("test.jsonl", ""),
+            ("blank.jsonl", "\n\n"),
+            ("none.json", "[]"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let err = load(&path, &FieldMap::default()).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&path.display().to_string()) && err.contains("no records"),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn gsm8k_is_normalised() {

@@ -175,9 +175,11 @@ pub fn judge_named(
             judge_with_model(&model, kind, samples, opts)
         }
         TeacherSpec::Http(backend) => {
+            // No key, no cache file: a run that cannot ask leaves nothing behind.
+            let key = HttpTeacher::key_for(backend)?;
             let cache = Cache::open(&opts.cache)
                 .map_err(|e| failed(format!("teacher cache {}: {e}", opts.cache.display())))?;
-            let teacher = HttpTeacher::with_backend(backend.clone(), kind, cache, opts.http())?;
+            let teacher = HttpTeacher::with_key(backend.clone(), kind, cache, opts.http(), key)?;
             judge(&teacher, kind, samples, opts.fidelity)
         }
         TeacherSpec::Arith | TeacherSpec::Reference => {
@@ -277,6 +279,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!((records[0].error_step, records[0].is_correct), (0, true));
+    }
+
+    #[test]
+    fn a_missing_anthropic_key_leaves_no_cache_file() {
+        if std::env::var_os("ANTHROPIC_API_KEY").is_some() {
+            eprintln!("skipping: ANTHROPIC_API_KEY is set here");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let opts = TeacherOptions {
+            cache: dir.path().join("cache.jsonl"),
+            ..TeacherOptions::default()
+        };
+        let spec: TeacherSpec = "anthropic:claude-test".parse().unwrap();
+        let err = judge_named(&spec, TaskKind::Math, &[], &opts).unwrap_err();
+        assert!(
+            err.to_string().contains("ANTHROPIC_API_KEY is not set"),
+            "{err}"
+        );
+        assert!(!opts.cache.exists(), "a cache file was made");
     }
 
     #[test]

@@ -100,16 +100,38 @@ impl HttpTeacher {
         cache: Cache,
         opts: HttpOptions,
     ) -> Result<Self, TeacherError> {
-        let failed = |message: String| TeacherError::Failed {
-            teacher: backend.name(),
-            message,
-        };
+        let key = Self::key_for(&backend)?;
+        Self::with_key(backend, kind, cache, opts, key)
+    }
+
+    /// The key `backend` is asked with, from its environment variable: none for an
+    /// OpenAI-compatible server that needs none, an error for Anthropic's API (checked
+    /// before anything is made for the teacher, its cache file included).
+    pub fn key_for(backend: &Backend) -> Result<Option<String>, TeacherError> {
         let key = std::env::var(backend.key_variable())
             .ok()
             .filter(|k| !k.is_empty());
         if key.is_none() && matches!(backend, Backend::Anthropic { .. }) {
-            return Err(failed(format!("{} is not set", backend.key_variable())));
+            return Err(TeacherError::Failed {
+                teacher: backend.name(),
+                message: format!("{} is not set", backend.key_variable()),
+            });
         }
+        Ok(key)
+    }
+
+    /// The teacher behind `backend`, asked with `key`.
+    pub fn with_key(
+        backend: Backend,
+        kind: TaskKind,
+        cache: Cache,
+        opts: HttpOptions,
+        key: Option<String>,
+    ) -> Result<Self, TeacherError> {
+        let failed = |message: String| TeacherError::Failed {
+            teacher: backend.name(),
+            message,
+        };
         opts.price.validate().map_err(failed)?;
         opts.budget.validate(&opts.price).map_err(failed)?;
         let client = Client::new(&backend.name(), opts.transport.clone()).map_err(failed)?;

@@ -276,3 +276,30 @@ fn zero_threads_is_refused() {
         assert!(err.contains("--threads") && err.contains("1.."), "{err}");
     }
 }
+
+#[test]
+fn token_ids_outside_the_vocabulary_are_named_not_a_libtorch_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "let m = model_load(\"tests/fixtures/model/tiny-llama\"); m.generate([[1, 100000]]);",
+            "prompt 0: token id 100000 at position 1 is outside the vocabulary",
+        ),
+        (
+            "let m = model_load(\"tests/fixtures/model/tiny-llama\"); m.score(\"Hi\", [-1]);",
+            "pair 0: continuation: token id -1 at position 0 is outside the vocabulary",
+        ),
+    ];
+    for (i, (script, want)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(format!("bad_ids_{i}.rhai"));
+        std::fs::write(&path, script).unwrap();
+        let o = rlmec(&[path.to_str().unwrap()]);
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert!(err.contains(want), "{err}");
+        assert!(
+            !err.contains("internal error") && !err.contains("frame #"),
+            "{err}"
+        );
+    }
+}

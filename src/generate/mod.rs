@@ -126,6 +126,18 @@ pub fn validate(requests: &[Request], opts: &GenerateOptions) -> Result<(), Gene
     }
 }
 
+/// Token ids a model of `vocab` tokens can look up: the first one outside it is named with
+/// its position (libtorch would fail deep inside the embedding with a backtrace).
+pub fn check_ids(what: &str, ids: &[i64], vocab: usize) -> Result<(), GenerateError> {
+    match ids.iter().position(|&id| id < 0 || id as usize >= vocab) {
+        Some(at) => Err(GenerateError::Invalid(format!(
+            "{what}: token id {} at position {at} is outside the vocabulary (0..{vocab})",
+            ids[at]
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Generate for every request; results in request order.
 pub fn generate(
     model: &Model,
@@ -133,6 +145,9 @@ pub fn generate(
     opts: &GenerateOptions,
 ) -> Result<Vec<Generation>, GenerateError> {
     validate(requests, opts)?;
+    for (i, r) in requests.iter().enumerate() {
+        check_ids(&format!("prompt {i}"), &r.prompt, model.config.vocab_size)?;
+    }
     let stops = StopStrings::new(opts.stop.clone());
     let mut order: Vec<usize> = (0..requests.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(requests[i].prompt.len()));

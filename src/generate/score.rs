@@ -43,6 +43,11 @@ pub fn score(
             "pair {i}: the prompt is empty, so the first continuation token has no context"
         )));
     }
+    for (i, (prompt, continuation)) in pairs.iter().enumerate() {
+        let vocab = model.config.vocab_size;
+        super::check_ids(&format!("pair {i}: prompt"), prompt, vocab)?;
+        super::check_ids(&format!("pair {i}: continuation"), continuation, vocab)?;
+    }
     let mut order: Vec<usize> = (0..pairs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(pairs[i].0.len() + pairs[i].1.len()));
     let mut out = vec![Vec::new(); pairs.len()];

@@ -245,3 +245,17 @@ fn a_path_that_is_no_model_says_what_to_do() {
         "{err}"
     );
 }
+
+#[test]
+fn a_truncated_safetensors_file_is_named_as_such() {
+    let dir = copy_of("tiny-llama");
+    let weights = dir.path().join("model.safetensors");
+    let bytes = fs::read(&weights).unwrap();
+    fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load(dir.path()).unwrap_err();
+    assert!(
+        err.contains(&weights.display().to_string())
+            && err.contains("truncated or not a safetensors file"),
+        "{err}"
+    );
+}

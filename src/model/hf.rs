@@ -98,6 +98,26 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
     Ok(shards.into_iter().map(|s| dir.join(s)).collect())
 }
 
+/// Why a safetensors file cannot be read, in words (the crate's names, such as
+/// `MetadataIncompleteBuffer`, say little to a user).
+fn unreadable(e: &safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::HeaderTooSmall | E::HeaderTooLarge | E::InvalidHeaderLength => {
+            format!("truncated or not a safetensors file (its header length is wrong: {e:?})")
+        }
+        E::MetadataIncompleteBuffer | E::InvalidOffset(_) => {
+            format!(
+                "truncated or not a safetensors file (the tensors it lists run past its end: {e:?})"
+            )
+        }
+        E::InvalidHeader | E::InvalidHeaderStart | E::InvalidHeaderDeserialization => {
+            format!("not a safetensors file (its header is not the JSON table it should be: {e:?})")
+        }
+        other => format!("unreadable safetensors file: {other:?}"),
+    }
+}
+
 /// Hand every tensor of a safetensors file to `put`, memory-mapped (one copy per tensor).
 pub fn read_safetensors(
     path: &Path,
@@ -114,7 +134,7 @@ pub fn read_safetensors(
     // SAFETY: the file is only read; a concurrent writer could change the bytes under us,
     // which at worst yields wrong weights, as reading it would.
     let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| weights_error(e.to_string()))?;
-    let st = SafeTensors::deserialize(&mmap).map_err(|e| weights_error(e.to_string()))?;
+    let st = SafeTensors::deserialize(&mmap).map_err(|e| weights_error(unreadable(&e)))?;
     for (name, view) in st.tensors() {
         let kind = match view.dtype() {
             StDtype::F32 => Kind::Float,

@@ -53,6 +53,28 @@ pub enum GgufError {
         file_len: usize,
         alignment: u64,
     },
+    #[error(
+        "{path}: the tensor count {count} cannot be right: a table of that many tensors needs \
+         at least {needed} bytes and {remaining} remain (a corrupt header, or a truncated file)"
+    )]
+    ImpossibleTensorCount {
+        path: PathBuf,
+        count: u64,
+        needed: u128,
+        remaining: usize,
+    },
+    #[error(
+        "{path}: tensors `{first}` and `{second}` share bytes (data [{first_start}, {first_end}) \
+         and [{second_start}, ...)): a corrupt tensor type, shape or offset"
+    )]
+    TensorsOverlap {
+        path: PathBuf,
+        first: String,
+        second: String,
+        first_start: u64,
+        first_end: u64,
+        second_start: u64,
+    },
     #[error("{path}: metadata key `{key}` is missing")]
     MissingKey { path: PathBuf, key: String },
     #[error("{path}: metadata key `{key}` is {found}, expected {expected}")]

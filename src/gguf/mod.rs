@@ -332,6 +332,9 @@ impl GgufFile {
         start..start + info.n_bytes
     }
 
+    /// Every tensor's data inside the file, aligned, and no two sharing bytes (as llama.cpp's
+    /// loader checks): one flipped bit in a tensor's type changes its size, and its data
+    /// would run into the next tensor's.
     fn check_tensor_ranges(&self) -> Result<()> {
         for info in &self.tensors {
             let start = (self.data_start as u64).checked_add(info.offset);
@@ -345,6 +348,21 @@ impl GgufFile {
                     end: end.unwrap_or(u64::MAX),
                     file_len: self.mmap.len(),
                     alignment: self.alignment,
+                });
+            }
+        }
+        let mut by_offset: Vec<&TensorInfo> = self.tensors.iter().collect();
+        by_offset.sort_by_key(|t| t.offset);
+        for pair in by_offset.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if a.offset + a.n_bytes as u64 > b.offset && a.n_bytes > 0 && b.n_bytes > 0 {
+                return Err(GgufError::TensorsOverlap {
+                    path: self.path.clone(),
+                    first: a.name.clone(),
+                    second: b.name.clone(),
+                    first_start: self.data_start as u64 + a.offset,
+                    first_end: self.data_start as u64 + a.offset + a.n_bytes as u64,
+                    second_start: self.data_start as u64 + b.offset,
                 });
             }
         }

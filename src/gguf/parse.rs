@@ -153,7 +153,12 @@ impl<'a> Parser<'a> {
     fn tensor_table(&mut self, count: u64) -> Result<Vec<TensorInfo>> {
         // A tensor entry is at least 24 bytes; reject impossible counts before allocating.
         if count > (self.remaining() / 24) as u64 {
-            return Err(self.truncated("tensor table"));
+            return Err(GgufError::ImpossibleTensorCount {
+                path: self.path.to_path_buf(),
+                count,
+                needed: u128::from(count) * 24,
+                remaining: self.remaining(),
+            });
         }
         let mut tensors = Vec::with_capacity(count as usize);
         let mut seen = HashMap::new();

@@ -33,6 +33,7 @@ fn every_truncation_is_an_error_not_a_panic() {
                 GgufError::Truncated { .. }
                     | GgufError::BadMagic { .. }
                     | GgufError::TensorOutOfRange { .. }
+                    | GgufError::ImpossibleTensorCount { .. }
             ),
             "len {len}: {err:?}"
         );
@@ -157,4 +158,33 @@ fn custom_alignment_moves_the_data_section() {
     let file = open_bytes(&padded).unwrap();
     assert_eq!(file.alignment(), 64);
     assert_eq!(file.data_start(), header_len.next_multiple_of(64));
+}
+
+#[test]
+fn tensors_sharing_bytes_are_refused() {
+    // Two 4-float tensors, the second starting inside the first.
+    let bytes = GgufBuilder::new()
+        .str_kv("general.architecture", "x")
+        .tensor("a", &[8], 0, 0)
+        .tensor("b", &[4], 0, 0)
+        .build(&1.5f32.to_le_bytes().repeat(8));
+    let err = open_bytes(&bytes).unwrap_err();
+    assert!(
+        matches!(&err, GgufError::TensorsOverlap { first, second, .. } if first == "a" && second == "b"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("share bytes"), "{err}");
+}
+
+#[test]
+fn a_corrupt_tensor_count_is_not_called_a_truncation() {
+    let mut bytes = std::fs::read(fixture("types.gguf")).unwrap();
+    // The tensor count follows the magic and the version; flip a high bit of it.
+    bytes[8 + 4] ^= 0x10;
+    let err = open_bytes(&bytes).unwrap_err();
+    assert!(
+        matches!(err, GgufError::ImpossibleTensorCount { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("corrupt header"), "{err}");
 }

@@ -195,6 +195,11 @@ fn run(args: RunArgs) -> ExitCode {
     if let Some(seed) = args.seed {
         tch::manual_seed(seed);
     }
+    // A GPU this machine lacks fails now, before a run folder with an interrupted stage.
+    if let Some(Err(e)) = args.device.map(DeviceSpec::to_tch) {
+        eprintln!("error: --device: {e}");
+        return ExitCode::FAILURE;
+    }
     let target = RunTarget {
         dir: args
             .out

@@ -303,3 +303,27 @@ fn token_ids_outside_the_vocabulary_are_named_not_a_libtorch_backtrace() {
         );
     }
 }
+
+#[test]
+fn a_missing_gpu_fails_before_the_run_folder_is_made() {
+    if tch::Cuda::is_available() {
+        eprintln!("skipping: this machine has CUDA");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = rlmec(&[
+        "tests/scripts/hello.rhai",
+        "--device",
+        "cuda",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("--device") && err.contains("CUDA is not available"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a run folder was made");
+}

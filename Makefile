@@ -19,7 +19,7 @@ RLMEC    := target/release/rlmec
 # Tests drive the release binary; one torch thread each (two OpenMP threads lose to one on a busy core).
 TEST_ENV := RLMEC_TORCH_THREADS=1
 
-.PHONY: setup llama-setup demo reproduce-math test build check docs report-screenshot bench bench-train bench-lora bench-lora-scale bench-align bench-setup clean-deps
+.PHONY: setup llama-setup demo reproduce-math test build check docs report-screenshot bench bench-train bench-lora bench-lora-scale bench-align bench-engine bench-setup clean-deps
 
 setup: $(STAMP) $(MODEL)
 
@@ -115,6 +115,11 @@ bench-lora: setup bench-setup
 
 bench-align: setup bench-setup
 	RLMEC_BENCH_PYTHON=$(BENCH_VENV)/bin/python cargo bench --bench align
+
+# Sampling through llama.cpp's server by rlmec's remote engine, by the server's own kind of
+# client (the same requests, Python's standard library) and natively: the seam's overhead.
+bench-engine: setup llama-setup
+	RLMEC_BENCH_PYTHON=$(LLAMA_VENV)/bin/python cargo bench --bench engine
 
 clean-deps:
 	rm -rf .deps data/models

@@ -15,6 +15,7 @@ pub const MODEL: &str = "data/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// `RLMEC_BENCH_THREADS` (2), `RLMEC_BENCH_REPEATS` (3), `RLMEC_BENCH_DTYPE` (f32),
 /// `RLMEC_BENCH_PACK` (1; 0 times rlmec without oneDNN-packed weights),
 /// `RLMEC_BENCH_SKIP_PEER`, `RLMEC_BENCH_PYTHON` (`.deps/bench-venv/bin/python`).
+#[derive(Clone)]
 pub struct Settings {
     pub threads: i32,
     pub repeats: usize,
@@ -65,6 +66,29 @@ pub fn time(repeats: usize, mut f: impl FnMut()) -> f64 {
             })
             .collect(),
     )
+}
+
+/// The machine the numbers were measured on, as `lscpu` names it: the model name, the CPU
+/// family (which tells AMD's generations apart where the name is only "AMD EPYC") and the
+/// count of CPUs; "unknown CPU" where lscpu does not answer.
+pub fn cpu_model() -> String {
+    let Ok(out) = Command::new("lscpu").output() else {
+        return "unknown CPU".into();
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(|v| v.trim().to_string())
+    };
+    match (field("Model name"), field("CPU family"), field("CPU(s)")) {
+        (Some(name), family, cpus) => format!(
+            "{name}{}{}",
+            family.map_or(String::new(), |f| format!(", family {f}")),
+            cpus.map_or(String::new(), |c| format!(", {c} CPUs"))
+        ),
+        (None, ..) => "unknown CPU".into(),
+    }
 }
 
 pub fn peak_rss_mb() -> f64 {

@@ -7,8 +7,8 @@
 //! `STOP_MARKERS`, seed 7 — the requests and options `tasks::sample::sample` builds, given
 //! to `Engine::generate` (whose `Generation`s hold the ids the token counts need; `sample`
 //! keeps only texts). 48 tokens keep the bench near 10 minutes on 2 busy cores (the server
-//! makes ~37 tokens/s there with one thread); a short answer is the seam's worst case, its
-//! cost being per request.
+//! makes ~35 tokens/s there, with one thread or two); a short answer is the seam's worst
+//! case, its cost being per request.
 //!
 //! The embedded default is loaded natively and saved with `save_gguf` as F32 in a temporary
 //! folder; one llama-cpp-python server (`.deps/llama-venv`, `make llama-setup`) serves that
@@ -35,7 +35,7 @@
 //!
 //! The engine asks for no log-probabilities here (`RemoteOptions::logprobs` false:
 //! sampling keeps none): llama-cpp-python computes them in Python over the whole
-//! vocabulary, 2.4x slower on this work, which would take the bench to half an hour.
+//! vocabulary, 2.7x slower on this work, which would take the bench to ~25 minutes.
 //! `RLMEC_BENCH_LOGPROBS=1` sends the engine's default bodies, which ask for them.
 //!
 //! Tokens are counted as the server counts them (`usage.completion_tokens`: no EOS, the
@@ -351,6 +351,8 @@ fn main() {
 
     let (mut native, mut engine, mut own) = (Runs::default(), Runs::default(), Runs::default());
     let mut same_texts = Vec::new();
+    // Each run's (engine path, own client) seconds per problem, for a look at the scatter.
+    let mut turn_seconds = Vec::new();
     let bar = rlmec::progress::bar((repeats * turns.len()) as u64, "engine bench");
     for run in 1..=repeats {
         let (seconds, generations) = timed(|| model.generate(&requests, &opts).unwrap());
@@ -367,8 +369,10 @@ fn main() {
                 let p = own_turn(&remote, bodies);
                 (engine_turn(&remote, chunk), p)
             };
+            let peer_s = peer["seconds"].as_f64().unwrap();
             engine_s += seconds;
-            own_s += peer["seconds"].as_f64().unwrap();
+            own_s += peer_s;
+            turn_seconds.push([seconds, peer_s]);
             tokens += peer["completion_tokens"].as_f64().unwrap();
             same += peer["texts"]
                 .as_array()
@@ -439,6 +443,7 @@ fn main() {
         "engine_over_own_client": seam,
         "engine_over_native": vs_native,
         "same_texts": same_texts,
+        "turn_seconds": turn_seconds.chunks(turns.len()).collect::<Vec<_>>(),
     });
     std::fs::write(
         "target/bench/engine.json",

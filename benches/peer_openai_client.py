@@ -9,8 +9,8 @@ and dtype are the server's, fixed when the bench started it, so only the inputs 
 `--repeats` matter here. INPUTS holds `url` (the server's base URL), `bodies` and
 `concurrency` (requests in flight at once, as the engine's `concurrency`). Each run sends
 every body once, in order; OUTPUT gets, per run, its seconds, the sum of the answers'
-`usage.completion_tokens` and each completion's text (the bench checks them against the
-engine's)."""
+`usage.completion_tokens` and every completion's text in request order (the bench checks
+them against the engine's)."""
 
 import argparse
 import json
@@ -21,7 +21,7 @@ from pathlib import Path
 
 
 def complete(url, body):
-    """One completion: (its text, the tokens the server says it generated)."""
+    """One request: (its completions' texts, the tokens the server says it generated)."""
     request = urllib.request.Request(
         f"{url}/v1/completions",
         data=json.dumps(body).encode(),
@@ -29,7 +29,8 @@ def complete(url, body):
     )
     with urllib.request.urlopen(request, timeout=600) as reply:
         answer = json.loads(reply.read())
-    return answer["choices"][0]["text"], answer["usage"]["completion_tokens"]
+    choices = sorted(answer["choices"], key=lambda c: c["index"])
+    return [c["text"] for c in choices], answer["usage"]["completion_tokens"]
 
 
 def run(url, bodies, concurrency):
@@ -41,7 +42,7 @@ def run(url, bodies, concurrency):
     return {
         "seconds": seconds,
         "completion_tokens": sum(tokens for _, tokens in answers),
-        "texts": [text for text, _ in answers],
+        "texts": [text for texts, _ in answers for text in texts],
     }
 
 

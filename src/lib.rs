@@ -27,6 +27,7 @@ pub mod spend;
 pub mod tasks;
 pub mod teacher;
 pub mod testing;
+pub mod threads;
 pub mod tokenize;
 pub mod train;
 

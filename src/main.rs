@@ -117,9 +117,10 @@ struct RunArgs {
     /// Seed for everything random (same as --set seed=...).
     #[arg(long)]
     seed: Option<i64>,
-    /// Torch intra-op threads, at least 1 [default: $RLMEC_TORCH_THREADS, else one per core].
-    #[arg(long, env = "RLMEC_TORCH_THREADS", value_parser = clap::value_parser!(i32).range(1..))]
-    threads: Option<i32>,
+    /// Torch intra-op threads, 1 to 1024 [default: $RLMEC_TORCH_THREADS, else one per core].
+    #[arg(long, env = "RLMEC_TORCH_THREADS",
+          value_parser = clap::value_parser!(i64).range(1..=rlmec::threads::MAX_THREADS))]
+    threads: Option<i64>,
 }
 
 impl RunArgs {
@@ -189,8 +190,11 @@ fn run(args: RunArgs) -> ExitCode {
     let Some(script) = args.script.clone() else {
         unreachable!("clap requires SCRIPT when no subcommand is given")
     };
-    if let Some(n) = args.threads {
-        tch::set_num_threads(n);
+    if let Some(n) = args.threads
+        && let Err(e) = rlmec::threads::set_threads(n)
+    {
+        eprintln!("error: --threads: {e}");
+        return ExitCode::FAILURE;
     }
     if let Some(seed) = args.seed {
         tch::manual_seed(seed);

@@ -265,15 +265,17 @@ fn the_data_stages_run_offline_from_a_script() {
 }
 
 #[test]
-fn zero_threads_is_refused() {
+fn thread_counts_outside_1_to_1024_are_refused() {
     for args in [
         &["tests/scripts/hello.rhai", "--threads", "0"][..],
         &["tests/scripts/hello.rhai", "--threads=-2"][..],
+        &["tests/scripts/hello.rhai", "--threads", "1025"][..],
+        &["tests/scripts/hello.rhai", "--threads", "9223372036854775807"][..],
     ] {
         let o = rlmec(args);
         assert!(!o.status.success());
         let err = stderr(&o);
-        assert!(err.contains("--threads") && err.contains("1.."), "{err}");
+        assert!(err.contains("--threads") && err.contains("1..=1024"), "{err}");
     }
 }
 

@@ -78,6 +78,38 @@ fn save_then_load_is_bit_exact() {
 }
 
 #[test]
+fn a_save_never_replaces_a_folder_holding_other_files() {
+    let mut model = load(&model_fixture("tiny-llama")).unwrap();
+    let adapter = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lora/peft-adapter");
+    model.load_adapter(&adapter).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir_all(data.join("qa")).unwrap();
+    fs::write(data.join("train.jsonl"), "{}\n").unwrap();
+    for save in [Model::save, Model::save_adapter] {
+        let err = save(&model, &data).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}: cannot save: ", data.display()))
+                && err.contains("(qa/, train.jsonl)")
+                && err.contains("save into a new or empty one"),
+            "{err}"
+        );
+        assert!(data.join("train.jsonl").is_file() && data.join("qa").is_dir());
+    }
+    let file = dir.path().join("notes.txt");
+    fs::write(&file, "mine").unwrap();
+    let err = model.save(&file).unwrap_err().to_string();
+    assert!(err.contains("a file is there, not a folder"), "{err}");
+    assert_eq!(fs::read_to_string(&file).unwrap(), "mine");
+    // An empty folder, or one holding a saved model, is written.
+    let empty = dir.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    model.save(&empty).unwrap();
+    model.save(&empty).unwrap();
+    assert!(empty.join("model.safetensors").is_file());
+}
+
+#[test]
 fn what_we_save_is_what_transformers_loaded() {
     // tests/fixtures/model/saved-by-rlmec was written by `Model::save` from tiny-llama and
     // loaded by transformers in the fixture script, which recorded its logits there.

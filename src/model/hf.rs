@@ -271,6 +271,7 @@ pub fn write_dir_atomically(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    replaceable(dir).map_err(&save_error)?;
     let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).map_err(|e| save_error(e.to_string()))?;
@@ -288,6 +289,57 @@ pub fn write_dir_atomically(
         let _ = fs::remove_dir_all(&tmp);
     }
     written
+}
+
+/// Whether a save may replace `dir`: it is new, empty, or holds nothing but a saved model or
+/// adapter. A save replaces the whole folder, so a mistyped path (`m.save("data")`) must not
+/// take the user's other files with it.
+fn replaceable(dir: &Path) -> Result<(), String> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    if !dir.is_dir() {
+        return Err("a file is there, not a folder".into());
+    }
+    let entries = fs::read_dir(dir).map_err(|e| e.to_string())?;
+    let mut foreign = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir || !is_model_file(&name) {
+            foreign.push(if is_dir { format!("{name}/") } else { name });
+        }
+    }
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort();
+    let more = foreign.len().saturating_sub(5);
+    foreign.truncate(5);
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    Err(format!(
+        "the folder holds files that are not a saved model ({}{more}); a save replaces the \
+         whole folder, so save into a new or empty one",
+        foreign.join(", ")
+    ))
+}
+
+/// A file a model or adapter save writes (or a sharded Hugging Face checkpoint holds).
+fn is_model_file(name: &str) -> bool {
+    const FILES: &[&str] = &[
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "chat_template.jinja",
+        "model.safetensors",
+        "model.safetensors.index.json",
+        super::peft::CONFIG_FILE,
+        super::peft::WEIGHTS_FILE,
+    ];
+    FILES.contains(&name) || (name.starts_with("model-") && name.ends_with(".safetensors"))
 }
 
 /// Put the files `write` makes in an empty folder into the existing `dir`, each replacing its

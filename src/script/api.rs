@@ -29,7 +29,16 @@ pub struct FunctionApi {
     pub name: String,
     pub signature: String,
     pub num_params: usize,
+    /// The parameters, named and typed as the signature shows them.
+    pub params: Vec<ParamApi>,
     pub doc: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ParamApi {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
 }
 
 /// The slice of rhai's metadata JSON that we read.
@@ -249,6 +258,12 @@ pub(crate) fn documented() -> Vec<DomainApi> {
                     .map(|f| FunctionApi {
                         doc: doc_text(&f.doc_comments),
                         signature: f.signature(&names),
+                        params: (f.params.iter())
+                            .map(|p| ParamApi {
+                                name: p.name.clone(),
+                                ty: script_type(&p.typ, &names),
+                            })
+                            .collect(),
                         num_params: f.num_params,
                         name: f.name,
                     })

@@ -22,6 +22,7 @@ pub mod config_api {
     use rhai::Map;
 
     use crate::script::ScriptContext;
+    use crate::script::json::to_json;
     use crate::script::overrides;
 
     /// The script's defaults with the command line's overrides applied; remembered as the
@@ -44,8 +45,7 @@ pub mod config_api {
     ) -> Result<Map, Box<EvalAltResult>> {
         let sc = ScriptContext::of(&ctx)?;
         let config = overrides::merge(&defaults, sc.overrides()).map_err(|e| e.to_string())?;
-        let json = serde_json::to_value(Dynamic::from_map(config.clone()))
-            .map_err(|e| format!("apply_overrides: config not representable as JSON: {e}"))?;
+        let json = to_json(&Dynamic::from_map(config.clone()), "apply_overrides: the config")?;
         sc.set_config(json)
             .map_err(|e| format!("apply_overrides: {e}"))?;
         Ok(config)

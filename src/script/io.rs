@@ -10,14 +10,7 @@ pub const DOMAIN: Domain = Domain {
     extra: |_| {},
 };
 
-fn to_json(value: &Dynamic, what: &str) -> Result<serde_json::Value, Box<EvalAltResult>> {
-    serde_json::to_value(value)
-        .map_err(|e| format!("{what}: not representable as JSON: {e}").into())
-}
-
-fn from_json(value: &serde_json::Value) -> Result<Dynamic, Box<EvalAltResult>> {
-    rhai::serde::to_dynamic(value)
-}
+use super::json::from_json;
 
 /// A script array of records as `T`s; an element that does not fit names its index
 /// (`what`: the call, `item`: what an element is, e.g. "record").
@@ -82,7 +75,7 @@ pub mod io_api {
 
     use rhai::Array;
 
-    use super::{from_json, to_json};
+    use super::super::json::{from_json, to_json};
     use crate::files;
 
     /// Every record of a JSONL file (blank lines skipped), as an array of maps.
@@ -107,7 +100,7 @@ pub mod io_api {
         let values = records
             .iter()
             .enumerate()
-            .map(|(i, r)| to_json(r, &format!("{path}: record {i}")))
+            .map(|(i, r)| to_json(r, &format!("write_jsonl: {path}: record {i}")))
             .collect::<Result<Vec<_>, _>>()?;
         files::write_jsonl(Path::new(path), &values).map_err(|e| e.to_string().into())
     }
@@ -130,7 +123,7 @@ pub mod io_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn write_json(path: &str, value: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        let json = to_json(&value, path)?;
+        let json = to_json(&value, &format!("write_json: {path}"))?;
         files::write_json(Path::new(path), &json).map_err(|e| e.to_string().into())
     }
 

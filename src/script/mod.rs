@@ -27,6 +27,7 @@ mod align;
 mod config;
 mod generate;
 pub(crate) mod io;
+mod json;
 pub mod model;
 mod options;
 mod progress;

@@ -9,6 +9,7 @@ use rhai::{Dynamic, EvalAltResult, Map};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::json::to_json;
 use super::overrides::edit_distance;
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
@@ -46,8 +47,7 @@ impl<'a> Options<'a> {
         let mut given = serde_json::Map::new();
         for name in crate::options::names(&defaults) {
             if let Some(v) = self.map.get(name.as_str()).filter(|v| !v.is_unit()) {
-                let value = rhai::serde::from_dynamic(v)
-                    .map_err(|e| format!("{}: option `{name}`: {e}", self.what))?;
+                let value = to_json(v, &format!("{}: option `{name}`", self.what))?;
                 given.insert(name.clone(), value);
             }
             self.known.insert(name);

@@ -37,6 +37,7 @@ pub mod run_api {
     use crate::run::stage::{self as stages, StageError, check_name};
     use crate::run::{RunDir, fingerprint as json_fingerprint};
     use crate::script::ScriptContext;
+    use crate::script::json::to_json;
 
     /// A run directory.
     pub type Run = RunHandle;
@@ -122,13 +123,10 @@ pub mod run_api {
         inputs: Dynamic,
         body: rhai::FnPtr,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let inputs = serde_json::to_value(&inputs)
-            .map_err(|e| format!("stage `{name}`: inputs not representable as JSON: {e}"))?;
+        let inputs = to_json(&inputs, &format!("stage `{name}`: inputs"))?;
         let result = stages::run(&run.dir, name, &inputs, || {
             let result: Dynamic = body.call_within_context(&context, ())?;
-            serde_json::to_value(&result).map_err(|e| {
-                format!("stage `{name}`: result not representable as JSON: {e}").into()
-            })
+            to_json(&result, &format!("stage `{name}`: result"))
         });
         match result {
             Ok(value) => rhai::serde::to_dynamic(&value),
@@ -164,8 +162,7 @@ pub mod run_api {
     /// ```
     #[rhai_fn(name = "fingerprint", pure, return_raw)]
     pub fn fingerprint_in(run: &mut Run, value: Dynamic) -> Result<String, Box<EvalAltResult>> {
-        let value = serde_json::to_value(&value)
-            .map_err(|e| format!("fingerprint: value not representable as JSON: {e}"))?;
+        let value = to_json(&value, "fingerprint")?;
         Ok(stages::fingerprint_in(&run.dir, &value))
     }
 
@@ -178,8 +175,7 @@ pub mod run_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn fingerprint(value: Dynamic) -> Result<String, Box<EvalAltResult>> {
-        let value = serde_json::to_value(&value)
-            .map_err(|e| format!("fingerprint: value not representable as JSON: {e}"))?;
+        let value = to_json(&value, "fingerprint")?;
         Ok(json_fingerprint(&value))
     }
 }

@@ -39,11 +39,7 @@ pub mod torch_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn set_threads(n: i64) -> Result<(), Box<EvalAltResult>> {
-        if n < 1 {
-            return Err(format!("set_threads({n}): need at least one thread").into());
-        }
-        tch::set_num_threads(n as i32);
-        Ok(())
+        crate::threads::set_threads(n).map_err(|e| format!("set_threads: {e}").into())
     }
 
     /// Seed torch's global generator (weights initialised in scripts, dropout).

@@ -142,6 +142,7 @@ fn report_map(report: &TrainReport) -> Map {
 #[export_module]
 pub mod train_api {
     use super::{Res, ScriptObjective, report_map};
+    use crate::script::json::to_json;
     use crate::script::model::ModelHandle;
     use crate::script::options::Options;
     use crate::train::objective::{self, Objective, RlmecParams};
@@ -283,8 +284,7 @@ pub mod train_api {
         let mut o = Options::new("rlmec_loss", options);
         let params: RlmecParams = o.parse()?;
         o.finish()?;
-        let record = rhai::serde::from_dynamic::<serde_json::Value>(&record.into())
-            .map_err(|e| format!("rlmec_loss: {e}"))?;
+        let record = to_json(&record.into(), "rlmec_loss: the record")?;
         let model = model.native("rlmec_loss")?;
         let example = examples::tokenize(&model, &[record], examples::RecordKind::Rlmec)
             .map_err(|e| format!("rlmec_loss: {e}"))?

@@ -24,6 +24,26 @@ pub struct AdamWConfig {
     pub weight_decay: f64,
 }
 
+impl AdamWConfig {
+    /// The ranges `torch.optim.AdamW` accepts (a β of 1 or more never forgets, and libtorch
+    /// cannot hold a 1e308 in the f32 moments).
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, beta) in [("adam_beta1", self.beta1), ("adam_beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return Err(format!("`{name}` must be within [0, 1), got {beta}"));
+            }
+        }
+        for (name, value) in [("adam_eps", self.eps), ("weight_decay", self.weight_decay)] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!(
+                    "`{name}` must be a non-negative number, got {value}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for AdamWConfig {
     /// transformers' `TrainingArguments` defaults.
     fn default() -> Self {

@@ -44,6 +44,24 @@ pub struct RlmecParams {
     pub reg_weight: f64,
 }
 
+impl RlmecParams {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.clip_eps >= 0.0 && self.clip_eps < 1.0) {
+            return Err(format!(
+                "`clip_eps` must be within [0, 1), got {}",
+                self.clip_eps
+            ));
+        }
+        if !(self.reg_weight.is_finite() && self.reg_weight >= 0.0) {
+            return Err(format!(
+                "`reg_weight` must be a non-negative number, got {}",
+                self.reg_weight
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for RlmecParams {
     /// The paper's ε = 0.3 and λ = 1.
     fn default() -> Self {
@@ -58,6 +76,7 @@ impl Default for RlmecParams {
 /// `ρ = exp(logπ − ref_logπ)` and `w = min(ρ·r, clip(ρ, 1−ε, 1+ε)·r)` without gradient,
 /// `L_rl = −Σ w·logπ / #{r ≠ 0}`, `L_reg = Σ c·CE / #{c ≠ 0}`, counts per micro-batch.
 pub fn rlmec_loss(b: &TokenBatch, p: RlmecParams) -> Result<Loss, String> {
+    p.validate()?;
     let need = |t: &Option<Tensor>, name: &str| {
         t.as_ref().map(Tensor::shallow_clone).ok_or_else(|| {
             format!("the rlmec objective needs `{name}`: train on RLMEC records (input, output, regular, reward, ref_prob, weight_regular)")

@@ -134,12 +134,14 @@ impl TrainOptions {
                 self.warmup_ratio
             ));
         }
-        if !(self.rlmec.clip_eps >= 0.0 && self.rlmec.clip_eps < 1.0) {
+        if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
             return Err(format!(
-                "`clip_eps` must be within [0, 1), got {}",
-                self.rlmec.clip_eps
+                "`max_grad_norm` must be a non-negative number (0: no clipping), got {}",
+                self.max_grad_norm
             ));
         }
+        self.adamw.validate()?;
+        self.rlmec.validate()?;
         if self.keep_checkpoints == 0 {
             return Err("`keep_checkpoints` must be at least 1".into());
         }

@@ -7,7 +7,7 @@ use rhai::plugin::*;
 // No `///` on the module: its doc would be appended to the domain's (`tensor_api`'s).
 #[export_module]
 pub mod math_api {
-    use super::super::{Res, TensorHandle, binary, operand, torch};
+    use super::super::{Res, TensorHandle, binary, fits, operand, torch};
 
     type Tensor = TensorHandle;
 
@@ -161,8 +161,12 @@ pub mod math_api {
     /// let ratio = tensor([0.5, 1.0, 2.0]);
     /// let clipped = ratio.clamp(0.7, 1.3);   // [0.7, 1.0, 1.3]
     /// ```
-    pub fn clamp(t: &mut Tensor, lo: f64, hi: f64) -> Tensor {
-        TensorHandle::new(t.get().clamp(lo, hi))
+    #[rhai_fn(return_raw)]
+    pub fn clamp(t: &mut Tensor, lo: f64, hi: f64) -> Res<Tensor> {
+        let t = t.get();
+        fits(lo, t.kind(), "clamp")?;
+        fits(hi, t.kind(), "clamp")?;
+        torch("clamp", || t.f_clamp(lo, hi)).map(TensorHandle::new)
     }
 
     /// Element-wise minimum of a tensor and a tensor or a number.

@@ -54,7 +54,24 @@ pub(super) fn operand(value: &Dynamic, like: &tch::Tensor, what: &str) -> Res<tc
                 value.type_name()
             )
         })?;
+    fits(x, like.kind(), what)?;
     Ok(tch::Tensor::scalar_tensor(x, (like.kind(), like.device())))
+}
+
+/// A finite number a tensor of `kind` cannot hold (1e308 for f32) is an error naming it.
+/// Checked here because libtorch throws on it inside tch's `Scalar`, whose drop then panics
+/// even in the fallible `f_` functions.
+pub(super) fn fits(x: f64, kind: tch::Kind, what: &str) -> Res<()> {
+    let largest = match kind {
+        tch::Kind::Float => f64::from(f32::MAX),
+        tch::Kind::BFloat16 => 3.389_531_389_251_535_5e38,
+        tch::Kind::Half => 65504.0,
+        _ => f64::INFINITY,
+    };
+    if x.is_finite() && x.abs() > largest {
+        return Err(format!("{what}: {x} does not fit a {kind:?} tensor (largest {largest:e})").into());
+    }
+    Ok(())
 }
 
 /// Runs a torch operation, turning its errors (shape mismatches …) into script errors.

@@ -15,6 +15,7 @@ pub mod heap;
 pub mod http;
 pub mod logging;
 pub mod model;
+pub mod oom;
 pub mod options;
 pub mod progress;
 pub mod report;

@@ -10,9 +10,23 @@
 //! (`"cosine"`, `"paper"`, `"bf16"`) get their serde from their `FromStr` and `Display`
 //! through [`serde_by_name!`](crate::serde_by_name), so the names are spelled in one place.
 
+use std::time::Duration;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+
+/// A time option given in seconds, as a `Duration`: a number, not negative, above 0 unless
+/// `zero_ok`, and not beyond what a `Duration` holds (1e308 is refused, not a panic).
+pub fn seconds(value: f64, zero_ok: bool) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| zero_ok || !d.is_zero())
+        .ok_or_else(|| {
+            let range = if zero_ok { "0 or more" } else { "above 0" };
+            format!("must be a number of seconds, {range}, got {value}")
+        })
+}
 
 /// The fields of `defaults` as a JSON object (flattened structs' fields included).
 fn object<T: Serialize>(defaults: &T) -> Map<String, Value> {

@@ -16,6 +16,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use rhai::{Dynamic, Engine, Scope};
 use rlmec::script::api::{FunctionApi, api};
 use rlmec::script::context::RunTarget;
@@ -31,6 +33,10 @@ let adapted = model_load(tiny, #{adapter: `${FIX}/lora/peft-adapter`});
 write_json(`${TMP}/data.json`, #{a: 1});
 write_jsonl(`${TMP}/data.jsonl`, [#{problem: "1 + 1?", solution: "1 + 1 = 2\nThe answer is 2", answer: "2"}]);
 let bar = progress_bar(3, "bar");
+let remote = model_remote(VLLM, #{tokenizer: tiny, backoff_s: 0.01, timeout_s: 5.0});
+m.save(`${TMP}/tiny-copy`);
+let long = ""; for i in 0..300 { long += "a "; }
+let long_ids = []; long_ids.pad(300, 5);
 let run = run_open(`${TMP}/run`);
 run.stage("answer", #{}, || 42);
 let problems = task_synthetic(#{n_train: 1, n_test: 0, seed: 3, max_steps: 2, ops: ["+"]}).train;
@@ -103,10 +109,7 @@ const VALID_CALLS: &[(&str, &[&str])] = &[
         "score_batch(model: Model, prompts: array, continuations: array, options: map) -> array",
         &["m", "[\"Q: a\", [1, 2]]", "[\" yes\", [3, 4]]", "#{batch_size: 2}"],
     ),
-    // serve: nothing listens there and the command fails, so these two only show that their
-    // options are checked and that a server which is not there is said so, quickly.
-    ("model_remote(spec: string, options: map) -> Model", &["\"openai:x@http://127.0.0.1:9\"", "#{retries: 0, timeout_s: 1}"]),
-    ("model_serve(path: string, options: map) -> Model", &["tiny", "#{serve: \"false {port}\", startup_timeout_s: 5}"]),
+    ("model_remote(spec: string, options: map) -> Model", &["VLLM", "#{tokenizer: tiny, backoff_s: 0.01, timeout_s: 5.0}"]),
     // tensor
     ("*(a: Tensor, b: any) -> Tensor", &["t", "2.0"]),
     ("*(a: any, b: Tensor) -> Tensor", &["2.0", "t"]),
@@ -190,7 +193,20 @@ const VALID_CALLS: &[(&str, &[&str])] = &[
     ),
     (
         "minimum_edit(teacher: any, kind: string, samples: array, options: map) -> array",
+        &["m", "\"math\"", "[#{problem: \"1 + 1?\", solution: \"1 + 1 = 2\\nThe answer is 2\", prediction: \"1 + 1 = 3\\nThe answer is 3\"}]", "#{max_new_tokens: 4, batch_size: 1}"],
+    ),
+    (
+        "minimum_edit(teacher: any, kind: string, samples: array, options: map) -> array",
         &["\"reference\"", "\"math\"", "[#{problem: \"1 + 1?\", solution: \"1 + 1 = 2\\nThe answer is 2\", prediction: \"1 + 1 = 3\\nThe answer is 3\"}]", "#{fidelity: \"paper\"}"],
+    ),
+    (
+        "minimum_edit(teacher: any, kind: string, samples: array, options: map) -> array",
+        &[
+            "VLLM",
+            "\"math\"",
+            "[#{problem: \"1 + 1?\", solution: \"1 + 1 = 2\\nThe answer is 2\", prediction: \"1 + 1 = 3\\nThe answer is 3\"}]",
+            "#{retries: 0, timeout_s: 1, cache: `${TMP}/teacher-cache`}",
+        ],
     ),
     ("teacher_revision(spec: string) -> string", &["\"arith\""]),
     // rewards
@@ -213,9 +229,11 @@ const VALID_CALLS: &[(&str, &[&str])] = &[
     ("stage_dir(run: Run, name: string) -> string", &["run", "\"policy\""]),
 ];
 
-/// Calls whose valid form cannot succeed here (no server listens, the command fails): they
-/// must fail with a readable error like every other.
-const FAIL_EVEN_VALID: &[&str] = &["model_remote", "model_serve"];
+/// Calls that cannot succeed here: the server command fails. They show that options are
+/// checked and that a server which does not start is said so, quickly.
+const FAILING_CALLS: &[(&str, &[&str])] = &[
+    ("model_serve(path: string, options: map) -> Model", &["`${TMP}/tiny-copy`", "#{serve: \"false {port}\", startup_timeout_s: 5}"]),
+];
 
 const NAN: &str = "(0.0 / 0.0)";
 
@@ -236,6 +254,8 @@ fn wrong_values(ty: &str) -> &'static [&'static str] {
             "[\"x\"]",
             "[#{}]",
             "[[1], [1, 2]]",
+            "[long]",
+            "[long_ids]",
         ],
         "map" => &["#{}", "#{no_such_key: 1}"],
         "any" => &["()", "-1", "1e308", "\"\"", "[]", "#{}", "[()]"],
@@ -246,6 +266,7 @@ fn wrong_values(ty: &str) -> &'static [&'static str] {
             "tensor([1.0]).sum()",
             "tensor([0.0]) / 0.0",
         ],
+        "Model" => &["remote"],
         "Fn" => &["|| throw \"the body failed\"", "|x| x"],
         _ => &[],
     }
@@ -407,9 +428,11 @@ fn every_native_answers_wrong_values_with_a_readable_error() {
     tch::set_num_threads(1);
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
     let tmp = tempfile::tempdir().unwrap();
-    // Relative paths among the wrong values land in the temporary folder (this test is alone
-    // in its binary, so changing the working directory is safe).
-    std::env::set_current_dir(tmp.path()).unwrap();
+    // Relative paths among the wrong values ("../outside" too) land in the temporary folder
+    // (this test is alone in its binary, so changing the working directory is safe).
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::env::set_current_dir(&work).unwrap();
     let target = RunTarget {
         dir: tmp.path().join("current-run"),
         script: "bad-values.rhai".into(),
@@ -420,6 +443,9 @@ fn every_native_answers_wrong_values_with_a_readable_error() {
     let mut scope = Scope::new();
     scope.push("FIX", fixtures.to_string());
     scope.push("TMP", tmp.path().display().to_string());
+    // A vLLM-like server on loopback: the remote model of `model_remote`.
+    let vllm = common::remote::Server::vllm();
+    scope.push("VLLM", vllm.spec());
     engine
         .run_with_scope(&mut scope, PRELUDE)
         .unwrap_or_else(|e| panic!("the prelude fails: {e}"));
@@ -428,6 +454,7 @@ fn every_native_answers_wrong_values_with_a_readable_error() {
     let missing: Vec<&str> = (functions.iter())
         .map(|f| f.signature.as_str())
         .filter(|s| !VALID_CALLS.iter().any(|(sig, _)| sig == s))
+        .filter(|s| !FAILING_CALLS.iter().any(|(sig, _)| sig == s))
         .collect();
     assert!(
         missing.is_empty(),
@@ -444,7 +471,9 @@ fn every_native_answers_wrong_values_with_a_readable_error() {
             if let Some((source, since)) = now.as_ref()
                 && since.elapsed() > HANG
             {
-                eprintln!("hangs (over {HANG:?}): {source}");
+                // Past the test harness's capture of `eprintln!`, which exiting would lose.
+                let line = format!("hangs (over {HANG:?}): {source}\n");
+                let _ = std::io::stderr().write_all(line.as_bytes());
                 std::process::exit(101);
             }
         }
@@ -458,8 +487,12 @@ fn every_native_answers_wrong_values_with_a_readable_error() {
     // Panics are expected to be caught and reported here, not printed by the default hook.
     let hook = panic::take_hook();
     panic::set_hook(Box::new(|_| {}));
-    for f in &functions {
-        let (_, args) = VALID_CALLS.iter().find(|(s, _)| *s == f.signature).unwrap();
+    let entries = (VALID_CALLS.iter().map(|c| (c, true)))
+        .chain(FAILING_CALLS.iter().map(|c| (c, false)));
+    for ((signature, args), succeeds) in entries {
+        let Some(f) = functions.iter().find(|f| f.signature == *signature) else {
+            panic!("{signature}: no such native (renamed?)");
+        };
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let valid = Call {
             signature: f.signature.clone(),
@@ -475,12 +508,12 @@ fn every_native_answers_wrong_values_with_a_readable_error() {
             *current.lock().unwrap() = None;
             calls_made += 1;
             match outcome {
-                Outcome::Value if n == 0 && FAIL_EVEN_VALID.contains(&f.name.as_str()) => {
+                Outcome::Value if n == 0 && !succeeds => {
                     failures.push(format!("{}: expected to fail here: {}", call.signature, call.source))
                 }
                 Outcome::Value if n > 0 => writeln!(log, "{}\n  {}\n  -> accepted", call.signature, call.source).unwrap(),
                 Outcome::Value => {}
-                Outcome::Error(e) if n == 0 && !FAIL_EVEN_VALID.contains(&f.name.as_str()) => {
+                Outcome::Error(e) if n == 0 && succeeds => {
                     failures.push(format!("{}: the valid call fails: {}\n  {e}", call.signature, call.source))
                 }
                 Outcome::Error(e) => {

@@ -215,6 +215,29 @@ fn retries_429_after_retry_after_and_5xx_then_succeeds() {
     assert_eq!(s.completions().len(), 3);
 }
 
+/// What a server says is not trusted: a Retry-After no `Duration` holds is ignored (the
+/// client's own backoff applies), not a panic.
+#[test]
+fn an_absurd_retry_after_is_ignored() {
+    let s = Server::vllm();
+    let remote = s.connect(&options());
+    s.reset();
+    for (priority, wait) in [(1, "-1"), (2, "1e308"), (3, "NaN")] {
+        s.mount(
+            Mock::given(method("POST"))
+                .respond_with(ResponseTemplate::new(429).insert_header("retry-after", wait))
+                .up_to_n_times(1)
+                .with_priority(priority),
+        );
+    }
+    s.mount_completions(move |r: &Received| vllm_completion(&tokenizer(), r));
+    let outs = remote
+        .generate(&[request("q", 3)], &GenerateOptions::default())
+        .unwrap();
+    assert_eq!(outs[0].text, " s- c0");
+    assert_eq!(s.completions().len(), 4);
+}
+
 #[test]
 fn malformed_json_fails_clearly_and_a_rerun_asks_only_for_it() {
     let s = Server::vllm();

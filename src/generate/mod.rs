@@ -32,6 +32,8 @@ pub enum GenerateError {
     Tokenize(#[from] TokenizeError),
     #[error("torch: {0}")]
     Torch(String),
+    #[error("{0}")]
+    OutOfMemory(String),
     /// A model behind a server failed to answer (after retries) or answered unusably.
     #[error("{0}")]
     Server(String),
@@ -118,6 +120,9 @@ pub struct Generation {
 /// What every engine refuses before generating: bad sampling settings, an empty prompt.
 pub fn validate(requests: &[Request], opts: &GenerateOptions) -> Result<(), GenerateError> {
     opts.sampling.validate().map_err(GenerateError::Invalid)?;
+    if opts.batch_size == 0 {
+        return Err(GenerateError::Invalid("batch_size must be at least 1".into()));
+    }
     match requests.iter().position(|r| r.prompt.is_empty()) {
         Some(i) => Err(GenerateError::Invalid(format!(
             "prompt {i} is empty: nothing to continue"
@@ -153,11 +158,24 @@ pub fn generate(
     order.sort_by_key(|&i| std::cmp::Reverse(requests[i].prompt.len()));
     let mut results: Vec<Option<Generation>> = vec![None; requests.len()];
     let bar = crate::progress::bar(requests.len() as u64, "generate");
-    for (batch_no, chunk) in order.chunks(opts.batch_size.max(1)).enumerate() {
+    for (batch_no, chunk) in order.chunks(opts.batch_size).enumerate() {
         let span = tracing::info_span!("generate_batch", batch = batch_no, rows = chunk.len());
         let _enter = span.enter();
         let start = Instant::now();
-        let done = tch::no_grad(|| generate_batch(model, requests, chunk, opts, &stops))?;
+        let done = crate::oom::catch(|| {
+            let _no_grad = tch::no_grad_guard();
+            generate_batch(model, requests, chunk, opts, &stops)
+        })
+        .map_err(|oom| {
+            let longest = chunk.iter().map(|&i| requests[i].prompt.len()).max().unwrap_or(0);
+            let budget = chunk.iter().map(|&i| requests[i].max_new_tokens).max().unwrap_or(0);
+            GenerateError::OutOfMemory(format!(
+                "{oom} generating {} prompts (the longest {longest} tokens, up to {budget} new); \
+                 what helps: a smaller `batch_size` (now {}) or `max_new_tokens`",
+                chunk.len(),
+                opts.batch_size
+            ))
+        })??;
         let new_tokens: usize = done.iter().map(|g| g.ids.len()).sum();
         let secs = start.elapsed().as_secs_f64();
         tracing::debug!(
@@ -171,11 +189,32 @@ pub fn generate(
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    Ok(results
-        .into_iter()
+    let results: Vec<Generation> = (results.into_iter())
         .map(|g| g.expect("every request generated"))
-        .collect())
+        .collect();
+    let lengths = (requests.iter().zip(&results)).map(|(r, g)| r.prompt.len() + g.ids.len());
+    warn_past_context("generate", lengths, model.config.max_position_embeddings);
+    Ok(results)
 }
+
+/// Sequences longer than the positions the model was trained on still run (RoPE is computed
+/// for any position), but what the model does there is untested: say so once per call.
+pub fn warn_past_context(what: &str, lengths: impl Iterator<Item = usize>, context: usize) {
+    let (mut past, mut longest) = (0, 0);
+    for len in lengths.filter(|&len| len > context) {
+        past += 1;
+        longest = longest.max(len);
+    }
+    if past > 0 {
+        tracing::warn!(
+            "{what}: {past} sequence(s) ran past the model's context of {context} positions \
+             (max_position_embeddings), the longest to {longest}: quality degrades there"
+        );
+    }
+}
+
+/// New tokens the KV cache has room for from the start (it doubles when full).
+const INITIAL_ROOM: usize = 1024;
 
 /// The state of one row while it decodes.
 struct Row {
@@ -222,7 +261,9 @@ fn generate_batch(
         [
             chunk.len() as i64,
             cfg.num_kv_heads() as i64,
-            batch.width + max_new as i64,
+            // Room for the first tokens only: the cache grows as rows really get longer, so a
+            // generous `max_new_tokens` does not reserve memory no row may ever use.
+            batch.width + max_new.min(INITIAL_ROOM) as i64,
             cfg.head_dim() as i64,
         ],
         model.dtype.kind(),

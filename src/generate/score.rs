@@ -38,6 +38,9 @@ pub fn score(
     pairs: &[(Vec<i64>, Vec<i64>)],
     batch_size: usize,
 ) -> Result<Vec<Vec<f32>>, GenerateError> {
+    if batch_size == 0 {
+        return Err(GenerateError::Invalid("batch_size must be at least 1".into()));
+    }
     if let Some(i) = pairs.iter().position(|(p, _)| p.is_empty()) {
         return Err(GenerateError::Invalid(format!(
             "pair {i}: the prompt is empty, so the first continuation token has no context"
@@ -53,15 +56,34 @@ pub fn score(
     let mut out = vec![Vec::new(); pairs.len()];
     let bar = crate::progress::bar(pairs.len() as u64, "score");
     let streams = Streams::new(model.device());
-    for chunk in order.chunks(batch_size.max(1)) {
-        let scored = streams.run(model, pairs, chunk)?;
+    for chunk in order.chunks(batch_size) {
+        let scored = crate::oom::catch(|| streams.run(model, pairs, chunk)).map_err(|oom| {
+            let (p, c) = &pairs[chunk[0]];
+            GenerateError::OutOfMemory(format!(
+                "{oom} scoring {} pairs (the longest {} tokens); what helps: a smaller \
+                 `batch_size` (now {batch_size})",
+                chunk.len(),
+                p.len() + c.len()
+            ))
+        })??;
         for (&i, lp) in chunk.iter().zip(scored) {
             out[i] = lp;
         }
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    let lengths = pairs.iter().map(|(p, c)| p.len() + c.len());
+    super::warn_past_context("score", lengths, model.config.max_position_embeddings);
     Ok(out)
+}
+
+/// Sets torch's thread count back when dropped.
+struct RestoreThreads(i32);
+
+impl Drop for RestoreThreads {
+    fn drop(&mut self) {
+        tch::set_num_threads(self.0);
+    }
 }
 
 /// On a CPU with two or more torch threads, a batch is scored as two halves side by side, each
@@ -88,24 +110,32 @@ impl Streams {
         chunk: &[usize],
     ) -> Result<Vec<Vec<f32>>, GenerateError> {
         if !self.split || chunk.len() < 2 {
-            return tch::no_grad(|| score_batch(model, pairs, chunk));
+            let _no_grad = tch::no_grad_guard();
+            return score_batch(model, pairs, chunk);
         }
         // `chunk` is sorted longest first: alternate rows so both halves get similar work.
         let a: Vec<usize> = chunk.iter().copied().step_by(2).collect();
         let b: Vec<usize> = chunk.iter().copied().skip(1).step_by(2).collect();
         let half = (self.before / 2).max(1);
         tch::set_num_threads(half);
+        // Restored however the halves end: a panic (out of memory) unwinds through here.
+        let _restore = RestoreThreads(self.before);
         let shared = SharedModel(model);
         let (ra, rb) = std::thread::scope(|s| {
             let other = s.spawn(|| {
                 tch::set_num_threads(half);
                 let model = &shared;
-                tch::no_grad(|| score_batch(model.0, pairs, &b))
+                let _no_grad = tch::no_grad_guard();
+                score_batch(model.0, pairs, &b)
             });
-            let mine = tch::no_grad(|| score_batch(model, pairs, &a));
-            (mine, other.join().expect("scoring thread panicked"))
+            let mine = {
+                let _no_grad = tch::no_grad_guard();
+                score_batch(model, pairs, &a)
+            };
+            // The other half's panic goes on as its own (an out-of-memory stays one).
+            let theirs = other.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (mine, theirs)
         });
-        tch::set_num_threads(self.before);
         let (ra, rb) = (ra?, rb?);
         let (mut ra, mut rb) = (ra.into_iter(), rb.into_iter());
         Ok((0..chunk.len())

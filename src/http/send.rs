@@ -35,8 +35,10 @@ pub(super) async fn with_retries(
                 }
                 let backoff = transport.backoff.as_secs_f64() * 2f64.powi(attempt as i32);
                 let jittered = backoff * rand::thread_rng().gen_range(0.5..1.5);
+                // A huge backoff after many retries is capped, not a panic.
                 let wait = retry_after
-                    .unwrap_or(Duration::from_secs_f64(jittered))
+                    .or(Duration::try_from_secs_f64(jittered).ok())
+                    .unwrap_or(transport.max_backoff)
                     .min(transport.max_backoff);
                 tracing::debug!("{name}: {e}; retrying in {:.1}s", wait.as_secs_f64());
                 tokio::time::sleep(wait).await;
@@ -83,7 +85,8 @@ async fn attempt_once(
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(Duration::from_secs_f64);
+        // What the server says is not trusted: a negative or absurd value is ignored.
+        .and_then(|s| Duration::try_from_secs_f64(s).ok());
     let text = response
         .text()
         .await

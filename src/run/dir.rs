@@ -28,6 +28,8 @@ pub enum RunDirError {
     },
     #[error("{0}: not a run directory (no stages/ folder)")]
     NotARun(PathBuf),
+    #[error("the run folder's path is empty")]
+    EmptyPath,
     #[error("{path}: {message}")]
     Damaged { path: PathBuf, message: String },
 }
@@ -133,6 +135,10 @@ pub struct RunDir {
 impl RunDir {
     /// Open `dir`, creating it (and `stages/`) if needed.
     pub fn create(dir: &Path) -> Result<Self, RunDirError> {
+        // An empty path would make the working directory the run folder.
+        if dir.as_os_str().is_empty() {
+            return Err(RunDirError::EmptyPath);
+        }
         let stages = dir.join("stages");
         std::fs::create_dir_all(&stages).map_err(io(&stages))?;
         Ok(Self {

@@ -20,24 +20,22 @@ pub fn from_json(value: &Value) -> Result<Dynamic, Box<EvalAltResult>> {
     rhai::serde::to_dynamic(value)
 }
 
-/// The first NaN or infinity in `value`, with its path (`reward[3]`, `lora.alpha`).
+/// The first NaN or infinity in `value`, with its path (`reward[3]`, `[0].lora.alpha`).
 fn non_finite(value: &Dynamic) -> Option<(String, f64)> {
+    // `inner` is the path below `step`: an index joins it directly, a key after a dot.
+    let join = |step: String, (inner, x): (String, f64)| {
+        let dot = if inner.is_empty() || inner.starts_with('[') { "" } else { "." };
+        (format!("{step}{dot}{inner}"), x)
+    };
     if let Ok(x) = value.as_float() {
         return (!x.is_finite()).then(|| (String::new(), x));
     }
     if let Some(items) = value.read_lock::<rhai::Array>() {
-        return items.iter().enumerate().find_map(|(i, v)| {
-            non_finite(v).map(|(at, x)| (format!("[{i}]{at}"), x))
-        });
+        return (items.iter().enumerate())
+            .find_map(|(i, v)| non_finite(v).map(|found| join(format!("[{i}]"), found)));
     }
     if let Some(map) = value.read_lock::<rhai::Map>() {
-        return map.iter().find_map(|(k, v)| {
-            non_finite(v).map(|(at, x)| {
-                let sep = if at.starts_with('[') { "" } else { "." };
-                let at = if at.is_empty() { String::new() } else { format!("{sep}{at}") };
-                (format!("{k}{at}"), x)
-            })
-        });
+        return (map.iter()).find_map(|(k, v)| non_finite(v).map(|found| join(k.to_string(), found)));
     }
     None
 }

@@ -77,8 +77,11 @@ pub mod progress_api {
     /// for i in 0..10 { bar.inc(1); }
     /// bar.finish();
     /// ```
-    pub fn progress_bar(total: i64, label: &str) -> Progress {
-        progress::bar(total.max(0) as u64, label)
+    #[rhai_fn(return_raw)]
+    pub fn progress_bar(total: i64, label: &str) -> Result<Progress, Box<EvalAltResult>> {
+        let total = u64::try_from(total)
+            .map_err(|_| format!("progress_bar: total {total} is negative"))?;
+        Ok(progress::bar(total, label))
     }
 
     /// Advance the bar by `n`.
@@ -87,8 +90,11 @@ pub mod progress_api {
     /// let bar = progress_bar(2, "x");
     /// bar.inc(2);
     /// ```
-    pub fn inc(bar: &mut Progress, n: i64) {
-        bar.inc(n.max(0) as u64);
+    #[rhai_fn(return_raw)]
+    pub fn inc(bar: &mut Progress, n: i64) -> Result<(), Box<EvalAltResult>> {
+        let n = u64::try_from(n).map_err(|_| format!("inc: {n} is negative"))?;
+        bar.inc(n);
+        Ok(())
     }
 
     /// Show `message` after the bar (e.g. the current loss).

@@ -67,6 +67,11 @@ pub fn sample(
     problems: &[Problem],
     opts: &SampleOptions,
 ) -> Result<Vec<SampleRecord>, GenerateError> {
+    if opts.n == 0 {
+        return Err(GenerateError::Invalid(
+            "n must be at least 1 (samples per problem)".into(),
+        ));
+    }
     let mut requests = Vec::with_capacity(problems.len() * opts.n);
     for p in problems {
         let prompt = engine
@@ -88,7 +93,7 @@ pub fn sample(
     };
     let outs = engine.generate(&requests, &generate_opts)?;
     let mut records = Vec::new();
-    for (p, group) in problems.iter().zip(outs.chunks(opts.n.max(1))) {
+    for (p, group) in problems.iter().zip(outs.chunks(opts.n)) {
         let mut seen = HashSet::new();
         for g in group {
             let prediction = g.text.trim().to_string();

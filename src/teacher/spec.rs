@@ -10,7 +10,6 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -140,12 +139,23 @@ impl Default for TeacherOptions {
 }
 
 impl TeacherOptions {
-    fn http(&self) -> HttpOptions {
+    /// Checked whatever the teacher, so that a wrong value is found before it matters.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, value) in [("batch_size", self.batch_size), ("concurrency", self.concurrency)] {
+            if value == 0 {
+                return Err(format!("`{name}` must be at least 1"));
+            }
+        }
+        self.http().map(|_| ())
+    }
+
+    fn http(&self) -> Result<HttpOptions, String> {
         let defaults = HttpOptions::default();
-        HttpOptions {
+        Ok(HttpOptions {
             transport: Transport {
                 concurrency: self.concurrency,
-                timeout: Duration::from_secs_f64(self.timeout_s),
+                timeout: crate::options::seconds(self.timeout_s, false)
+                    .map_err(|e| format!("`timeout_s` {e}"))?,
                 retries: self.retries,
                 ..defaults.transport
             },
@@ -153,7 +163,7 @@ impl TeacherOptions {
             price: self.teacher_price,
             budget: self.teacher_budget,
             ..defaults
-        }
+        })
     }
 }
 
@@ -169,6 +179,7 @@ pub fn judge_named(
         teacher: spec.to_string(),
         message,
     };
+    opts.validate().map_err(failed)?;
     match spec {
         TeacherSpec::Model(path) => {
             let model = Model::load(path, opts.load).map_err(|e| failed(e.to_string()))?;
@@ -179,7 +190,7 @@ pub fn judge_named(
             let key = HttpTeacher::key_for(backend)?;
             let cache = Cache::open(&opts.cache)
                 .map_err(|e| failed(format!("teacher cache {}: {e}", opts.cache.display())))?;
-            let teacher = HttpTeacher::with_key(backend.clone(), kind, cache, opts.http(), key)?;
+            let teacher = HttpTeacher::with_key(backend.clone(), kind, cache, opts.http().map_err(failed)?, key)?;
             judge(&teacher, kind, samples, opts.fidelity)
         }
         TeacherSpec::Arith | TeacherSpec::Reference => {
@@ -303,7 +314,7 @@ mod tests {
 
     #[test]
     fn http_options_default_to_the_public_teachers() {
-        let opts = TeacherOptions::default().http();
+        let opts = TeacherOptions::default().http().unwrap();
         assert_eq!((opts.max_tokens, opts.transport.retries), (350, 6));
     }
 }

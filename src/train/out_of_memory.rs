@@ -1,5 +1,5 @@
-//! Running out of memory in a training step: libtorch throws, tch panics; the loop turns
-//! that panic into an error that says so and names the knobs that help.
+//! Running out of memory in a training step ([`crate::oom`]): an error that says so and
+//! names the knobs that help.
 
 use super::TrainError;
 use super::options::TrainOptions;
@@ -11,16 +11,7 @@ pub(super) fn out_of_memory(
     step: usize,
     opts: &TrainOptions,
 ) -> TrainError {
-    let message = panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
-    let lower = message.to_lowercase();
-    if !(lower.contains("out of memory") || lower.contains("can't allocate memory")) {
-        std::panic::resume_unwind(panic);
-    }
-    let where_ = if lower.contains("cuda") { "GPU" } else { "CPU" };
+    let oom = crate::oom::from_panic(panic);
     let mut knobs = Vec::new();
     if opts.lora.is_none() {
         knobs.push(
@@ -38,22 +29,13 @@ pub(super) fn out_of_memory(
         ));
     }
     knobs.push(format!("a smaller `max_len` (now {})", opts.max_len));
-    // libtorch's own words, without the `unwrap` wrapper or its C++ backtrace.
-    let detail = message
-        .split_once("Torch(\"")
-        .map_or(message.as_str(), |(_, m)| m);
-    let first_line = detail
-        .split(['\n', '"'])
-        .next()
-        .unwrap_or_default()
-        .split("\\n")
-        .next()
-        .unwrap_or_default();
     TrainError::OutOfMemory {
         step,
         message: format!(
-            "the {where_} ran out of memory; what helps: {} ({first_line})",
-            knobs.join("; ")
+            "the {} ran out of memory; what helps: {} ({})",
+            oom.device,
+            knobs.join("; "),
+            oom.detail
         ),
     }
 }

@@ -43,7 +43,6 @@ pub mod score;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -99,14 +98,8 @@ impl Default for RemoteOptions {
 impl RemoteOptions {
     fn transport(&self) -> Result<Transport, RemoteError> {
         let seconds = |option: &'static str, value: f64| {
-            if value > 0.0 && value.is_finite() {
-                Ok(Duration::from_secs_f64(value))
-            } else {
-                Err(RemoteError::Option {
-                    option,
-                    message: format!("must be a positive number of seconds, got {value}"),
-                })
-            }
+            crate::options::seconds(value, false)
+                .map_err(|message| RemoteError::Option { option, message })
         };
         if self.concurrency == 0 {
             return Err(RemoteError::Option {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", shown(path))]
     Io { path: PathBuf, source: io::Error },
     #[error("{path}:{line}: invalid JSON: {source}")]
     Json {
@@ -17,6 +17,15 @@ pub enum FileError {
         line: usize,
         source: serde_json::Error,
     },
+}
+
+/// A path as an error shows it: an empty one would print as nothing.
+fn shown(path: &Path) -> String {
+    if path.as_os_str().is_empty() {
+        "(an empty path)".into()
+    } else {
+        path.display().to_string()
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FileError + '_ {

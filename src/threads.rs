@@ -25,7 +25,10 @@ mod tests {
         let before = tch::get_num_threads();
         for n in [0, -1, MAX_THREADS + 1, i64::MAX, i64::from(i32::MAX) + 2] {
             let err = set_threads(n).unwrap_err();
-            assert!(err.starts_with(&format!("{n} threads: need at least 1")), "{err}");
+            assert!(
+                err.starts_with(&format!("{n} threads: need at least 1")),
+                "{err}"
+            );
         }
         assert_eq!(tch::get_num_threads(), before);
     }

@@ -56,37 +56,79 @@ let t = tensor([[0.1, 0.9], [0.7, 0.3]]);
 /// script expressions over the names [`PRELUDE`] defines.
 const VALID_CALLS: &[(&str, &[&str])] = &[
     // config
-    ("apply_overrides(defaults: map) -> map", &["#{n: 1, lr: 0.5, name: \"x\", xs: [1]}"]),
+    (
+        "apply_overrides(defaults: map) -> map",
+        &["#{n: 1, lr: 0.5, name: \"x\", xs: [1]}"],
+    ),
     ("config_overrides() -> map", &[]),
     // io
     ("file_exists(path: string) -> bool", &["`${TMP}/data.json`"]),
     ("read_json(path: string) -> any", &["`${TMP}/data.json`"]),
-    ("read_jsonl(path: string) -> array", &["`${TMP}/data.jsonl`"]),
+    (
+        "read_jsonl(path: string) -> array",
+        &["`${TMP}/data.jsonl`"],
+    ),
     ("shipped(path: string) -> string", &["\"data/qa/ecqa\""]),
-    ("write_json(path: string, value: any)", &["`${TMP}/out.json`", "#{a: 1}"]),
-    ("write_jsonl(path: string, records: array)", &["`${TMP}/out.jsonl`", "[#{a: 1}]"]),
-    ("write_text(path: string, text: string)", &["`${TMP}/out.txt`", "\"x\""]),
+    (
+        "write_json(path: string, value: any)",
+        &["`${TMP}/out.json`", "#{a: 1}"],
+    ),
+    (
+        "write_jsonl(path: string, records: array)",
+        &["`${TMP}/out.jsonl`", "[#{a: 1}]"],
+    ),
+    (
+        "write_text(path: string, text: string)",
+        &["`${TMP}/out.txt`", "\"x\""],
+    ),
     // progress
     ("finish(bar: Progress)", &["progress_bar(1, \"x\")"]),
     ("bar.position -> i64", &["bar"]),
-    ("inc(bar: Progress, n: i64)", &["progress_bar(3, \"x\")", "1"]),
-    ("progress(items: array, label: string) -> ProgressIter", &["[1, 2]", "\"items\""]),
-    ("progress(range: range, label: string) -> ProgressIter", &["0..2", "\"range\""]),
-    ("progress_bar(total: i64, label: string) -> Progress", &["3", "\"x\""]),
-    ("set_message(bar: Progress, message: string)", &["bar", "\"loss 0.4\""]),
+    (
+        "inc(bar: Progress, n: i64)",
+        &["progress_bar(3, \"x\")", "1"],
+    ),
+    (
+        "progress(items: array, label: string) -> ProgressIter",
+        &["[1, 2]", "\"items\""],
+    ),
+    (
+        "progress(range: range, label: string) -> ProgressIter",
+        &["0..2", "\"range\""],
+    ),
+    (
+        "progress_bar(total: i64, label: string) -> Progress",
+        &["3", "\"x\""],
+    ),
+    (
+        "set_message(bar: Progress, message: string)",
+        &["bar", "\"loss 0.4\""],
+    ),
     // torch
     ("device_available(device: string) -> bool", &["\"cpu\""]),
     ("manual_seed(seed: i64)", &["0"]),
     ("set_threads(n: i64)", &["1"]),
     ("torch_info() -> map", &[]),
     // model
-    ("decode(model: Model, ids: array) -> string", &["m", "[1, 2]"]),
-    ("encode(model: Model, text: string) -> array", &["m", "\"Hello\""]),
+    (
+        "decode(model: Model, ids: array) -> string",
+        &["m", "[1, 2]"],
+    ),
+    (
+        "encode(model: Model, text: string) -> array",
+        &["m", "\"Hello\""],
+    ),
     ("model.config -> any", &["m"]),
     ("model.info -> map", &["m"]),
-    ("merge_lora(model: Model) -> bool", &["model_load(tiny, #{adapter: `${FIX}/lora/peft-adapter`})"]),
+    (
+        "merge_lora(model: Model) -> bool",
+        &["model_load(tiny, #{adapter: `${FIX}/lora/peft-adapter`})"],
+    ),
     ("model_load(path: string) -> Model", &["tiny"]),
-    ("model_load(path: string, options: map) -> Model", &["tiny", "#{dtype: \"f32\", device: \"cpu\", pack: true}"]),
+    (
+        "model_load(path: string, options: map) -> Model",
+        &["tiny", "#{dtype: \"f32\", device: \"cpu\", pack: true}"],
+    ),
     (
         "model_new(config: map, texts: array) -> Model",
         &[
@@ -95,21 +137,54 @@ const VALID_CALLS: &[(&str, &[&str])] = &[
         ],
     ),
     ("save(model: Model, dir: string)", &["m", "`${TMP}/saved`"]),
-    ("save_adapter(model: Model, dir: string)", &["adapted", "`${TMP}/adapter`"]),
-    ("save_gguf(model: Model, path: string)", &["m", "`${TMP}/m.gguf`"]),
-    ("save_gguf(model: Model, path: string, options: map)", &["m", "`${TMP}/m16.gguf`", "#{dtype: \"f16\"}"]),
+    (
+        "save_adapter(model: Model, dir: string)",
+        &["adapted", "`${TMP}/adapter`"],
+    ),
+    (
+        "save_gguf(model: Model, path: string)",
+        &["m", "`${TMP}/m.gguf`"],
+    ),
+    (
+        "save_gguf(model: Model, path: string, options: map)",
+        &["m", "`${TMP}/m16.gguf`", "#{dtype: \"f16\"}"],
+    ),
     // generate
-    ("generate(model: Model, prompts: array) -> array", &["m", "[\"Q:\", [1, 2], #{prompt: \"A:\", max_new_tokens: 2}]"]),
+    (
+        "generate(model: Model, prompts: array) -> array",
+        &[
+            "m",
+            "[\"Q:\", [1, 2], #{prompt: \"A:\", max_new_tokens: 2}]",
+        ],
+    ),
     (
         "generate(model: Model, prompts: array, options: map) -> array",
-        &["m", "[\"Q:\", [1, 2]]", "#{max_new_tokens: 3, temperature: 0.7, top_p: 0.9, top_k: 5, seed: 1, stop: [\"\\n\"]}"],
+        &[
+            "m",
+            "[\"Q:\", [1, 2]]",
+            "#{max_new_tokens: 3, temperature: 0.7, top_p: 0.9, top_k: 5, seed: 1, stop: [\"\\n\"]}",
+        ],
     ),
-    ("score(model: Model, prompt: any, continuation: any) -> array", &["m", "\"Q:\"", "\" yes\""]),
+    (
+        "score(model: Model, prompt: any, continuation: any) -> array",
+        &["m", "\"Q:\"", "\" yes\""],
+    ),
     (
         "score_batch(model: Model, prompts: array, continuations: array, options: map) -> array",
-        &["m", "[\"Q: a\", [1, 2]]", "[\" yes\", [3, 4]]", "#{batch_size: 2}"],
+        &[
+            "m",
+            "[\"Q: a\", [1, 2]]",
+            "[\" yes\", [3, 4]]",
+            "#{batch_size: 2}",
+        ],
     ),
-    ("model_remote(spec: string, options: map) -> Model", &["VLLM", "#{tokenizer: tiny, backoff_s: 0.01, timeout_s: 5.0}"]),
+    (
+        "model_remote(spec: string, options: map) -> Model",
+        &[
+            "VLLM",
+            "#{tokenizer: tiny, backoff_s: 0.01, timeout_s: 5.0}",
+        ],
+    ),
     // tensor
     ("*(a: Tensor, b: any) -> Tensor", &["t", "2.0"]),
     ("*(a: any, b: Tensor) -> Tensor", &["2.0", "t"]),
@@ -121,11 +196,17 @@ const VALID_CALLS: &[(&str, &[&str])] = &[
     ("/(a: Tensor, b: any) -> Tensor", &["t", "4"]),
     ("/(a: any, b: Tensor) -> Tensor", &["1", "t"]),
     ("abs(t: Tensor) -> Tensor", &["t"]),
-    ("clamp(t: Tensor, lo: f64, hi: f64) -> Tensor", &["t", "0.2", "0.8"]),
+    (
+        "clamp(t: Tensor, lo: f64, hi: f64) -> Tensor",
+        &["t", "0.2", "0.8"],
+    ),
     ("detach(t: Tensor) -> Tensor", &["t"]),
     ("eq(t: Tensor, x: any) -> Tensor", &["t", "0.9"]),
     ("exp(t: Tensor) -> Tensor", &["t"]),
-    ("gather(t: Tensor, dim: i64, index: Tensor) -> Tensor", &["t", "1", "tensor([[1.0], [0.0]])"]),
+    (
+        "gather(t: Tensor, dim: i64, index: Tensor) -> Tensor",
+        &["t", "1", "tensor([[1.0], [0.0]])"],
+    ),
     ("t.shape -> array", &["t"]),
     ("gt(t: Tensor, x: any) -> Tensor", &["t", "0.5"]),
     ("item(t: Tensor) -> f64", &["t.sum()"]),
@@ -138,7 +219,10 @@ const VALID_CALLS: &[(&str, &[&str])] = &[
     ("ne(t: Tensor, x: any) -> Tensor", &["t", "0.0"]),
     ("ones_like(t: Tensor) -> Tensor", &["t"]),
     ("pow(t: Tensor, exponent: f64) -> Tensor", &["t", "2.0"]),
-    ("select(mask: Tensor, a: any, b: any) -> Tensor", &["t.gt(0.5)", "1.0", "t"]),
+    (
+        "select(mask: Tensor, a: any, b: any) -> Tensor",
+        &["t.gt(0.5)", "1.0", "t"],
+    ),
     ("sqrt(t: Tensor) -> Tensor", &["t"]),
     ("sum(t: Tensor) -> Tensor", &["t"]),
     ("sum(t: Tensor, dim: i64) -> Tensor", &["t", "-1"]),
@@ -150,7 +234,10 @@ const VALID_CALLS: &[(&str, &[&str])] = &[
     ("zeros_like(t: Tensor) -> Tensor", &["t"]),
     // train
     ("rlmec_loss(model: Model, record: map) -> map", &["m", "rl"]),
-    ("rlmec_loss(model: Model, record: map, options: map) -> map", &["m", "rl", "#{clip_eps: 0.2, reg_weight: 0.5}"]),
+    (
+        "rlmec_loss(model: Model, record: map, options: map) -> map",
+        &["m", "rl", "#{clip_eps: 0.2, reg_weight: 0.5}"],
+    ),
     (
         "train(model: Model, records: array, options: map) -> map",
         &[
@@ -160,44 +247,109 @@ const VALID_CALLS: &[(&str, &[&str])] = &[
                lora: #{r: 2, alpha: 4.0, dropout: 0.1, targets: [\"q_proj\"]}}",
         ],
     ),
+    (
+        "train(model: Model, records: array, options: map) -> map",
+        &[
+            "model_load(tiny)",
+            "[#{input: \"2 + 2 =\", output: \" 4\"}]",
+            "#{objective: |b| (b.ce * b.mask).sum() / max(b.mask.sum(), 1.0), epochs: 1, lr: 1e-3}",
+        ],
+    ),
     // align
-    ("align_edits(a: array, b: array, mode: string) -> array", &["[5, 6, 9, 7]", "[5, 6, 7]", "\"paper\""]),
+    (
+        "align_edits(a: array, b: array, mode: string) -> array",
+        &["[5, 6, 9, 7]", "[5, 6, 7]", "\"paper\""],
+    ),
     // tasks
     ("accuracy(outcomes: array) -> map", &["[true, false, true]"]),
-    ("extract_answer(text: string) -> any", &["\"so\\nThe answer is 3\""]),
-    ("is_correct(kind: string, prediction: string, gold: string) -> bool", &["\"math\"", "\"The answer is 3\"", "\"3\""]),
+    (
+        "extract_answer(text: string) -> any",
+        &["\"so\\nThe answer is 3\""],
+    ),
+    (
+        "is_correct(kind: string, prediction: string, gold: string) -> bool",
+        &["\"math\"", "\"The answer is 3\"", "\"3\""],
+    ),
     (
         "is_correct(kind: string, prediction: string, gold: string, options: map) -> bool",
-        &["\"qa\"", "\"The answer is fridge\"", "\"fridge\"", "#{fidelity: \"paper\"}"],
+        &[
+            "\"qa\"",
+            "\"The answer is fridge\"",
+            "\"fridge\"",
+            "#{fidelity: \"paper\"}",
+        ],
     ),
-    ("policy_prompt(kind: string, problem: string) -> string", &["\"qa\"", "\"Where?\\nOptions:\\nfridge\\noven\""]),
-    ("policy_prompt(kind: string, problem: string, options: map) -> string", &["\"math\"", "\"2 + 2?\"", "#{fidelity: \"paper\"}"]),
+    (
+        "policy_prompt(kind: string, problem: string) -> string",
+        &["\"qa\"", "\"Where?\\nOptions:\\nfridge\\noven\""],
+    ),
+    (
+        "policy_prompt(kind: string, problem: string, options: map) -> string",
+        &["\"math\"", "\"2 + 2?\"", "#{fidelity: \"paper\"}"],
+    ),
     (
         "sample(model: Model, kind: string, problems: array, options: map) -> array",
-        &["m", "\"math\"", "problems", "#{n: 2, max_new_tokens: 4, batch_size: 2}"],
+        &[
+            "m",
+            "\"math\"",
+            "problems",
+            "#{n: 2, max_new_tokens: 4, batch_size: 2}",
+        ],
     ),
     ("task_load(path: string) -> array", &["`${TMP}/data.jsonl`"]),
-    ("task_load(path: string, fields: map) -> array", &["`${TMP}/data.jsonl`", "#{problem: \"problem\", answer: \"answer\"}"]),
-    ("task_synthetic(options: map) -> map", &["#{n_train: 2, n_test: 1, seed: 1, max_steps: 2}"]),
+    (
+        "task_load(path: string, fields: map) -> array",
+        &[
+            "`${TMP}/data.jsonl`",
+            "#{problem: \"problem\", answer: \"answer\"}",
+        ],
+    ),
+    (
+        "task_synthetic(options: map) -> map",
+        &["#{n_train: 2, n_test: 1, seed: 1, max_steps: 2}"],
+    ),
     // teacher
     (
         "arith_first_wrong_step(problem: string, text: string) -> i64",
-        &["\"Lena has 15 apples. Then she triples them.\"", "\"She has 15 * 3 = 55 apples.\\nThe answer is 55\""],
+        &[
+            "\"Lena has 15 apples. Then she triples them.\"",
+            "\"She has 15 * 3 = 55 apples.\\nThe answer is 55\"",
+        ],
     ),
     ("grm_data(records: array) -> array", &["[edit]"]),
-    ("grm_data(records: array, options: map) -> array", &["[edit]", "#{seed: 1}"]),
-    ("grm_vs_teacher(edits: array, grm_edits: array) -> map", &["[edit]", "[edit]"]),
+    (
+        "grm_data(records: array, options: map) -> array",
+        &["[edit]", "#{seed: 1}"],
+    ),
+    (
+        "grm_vs_teacher(edits: array, grm_edits: array) -> map",
+        &["[edit]", "[edit]"],
+    ),
     (
         "minimum_edit(teacher: any, kind: string, samples: array) -> array",
-        &["\"arith\"", "\"math\"", "[#{problem: problems[0].problem, solution: problems[0].solution, answer: problems[0].answer, prediction: \"x\\nThe answer is 1\"}]"],
+        &[
+            "\"arith\"",
+            "\"math\"",
+            "[#{problem: problems[0].problem, solution: problems[0].solution, answer: problems[0].answer, prediction: \"x\\nThe answer is 1\"}]",
+        ],
     ),
     (
         "minimum_edit(teacher: any, kind: string, samples: array, options: map) -> array",
-        &["m", "\"math\"", "[#{problem: \"1 + 1?\", solution: \"1 + 1 = 2\\nThe answer is 2\", prediction: \"1 + 1 = 3\\nThe answer is 3\"}]", "#{max_new_tokens: 4, batch_size: 1}"],
+        &[
+            "m",
+            "\"math\"",
+            "[#{problem: \"1 + 1?\", solution: \"1 + 1 = 2\\nThe answer is 2\", prediction: \"1 + 1 = 3\\nThe answer is 3\"}]",
+            "#{max_new_tokens: 4, batch_size: 1}",
+        ],
     ),
     (
         "minimum_edit(teacher: any, kind: string, samples: array, options: map) -> array",
-        &["\"reference\"", "\"math\"", "[#{problem: \"1 + 1?\", solution: \"1 + 1 = 2\\nThe answer is 2\", prediction: \"1 + 1 = 3\\nThe answer is 3\"}]", "#{fidelity: \"paper\"}"],
+        &[
+            "\"reference\"",
+            "\"math\"",
+            "[#{problem: \"1 + 1?\", solution: \"1 + 1 = 2\\nThe answer is 2\", prediction: \"1 + 1 = 3\\nThe answer is 3\"}]",
+            "#{fidelity: \"paper\"}",
+        ],
     ),
     (
         "minimum_edit(teacher: any, kind: string, samples: array, options: map) -> array",
@@ -220,20 +372,36 @@ const VALID_CALLS: &[(&str, &[&str])] = &[
     ),
     // run
     ("fingerprint(value: any) -> string", &["#{a: 1}"]),
-    ("fingerprint(run: Run, value: any) -> string", &["run", "#{a: `${TMP}/data.json`}"]),
+    (
+        "fingerprint(run: Run, value: any) -> string",
+        &["run", "#{a: `${TMP}/data.json`}"],
+    ),
     ("run.dir -> string", &["run"]),
-    ("result(run: Run, name: string) -> any", &["run", "\"answer\""]),
+    (
+        "result(run: Run, name: string) -> any",
+        &["run", "\"answer\""],
+    ),
     ("run_current() -> Run", &[]),
     ("run_open(dir: string) -> Run", &["`${TMP}/run2`"]),
-    ("stage(run: Run, name: string, inputs: any, body: Fn) -> any", &["run", "\"squares\"", "#{n: 3}", "|| [0, 1, 4]"]),
-    ("stage_dir(run: Run, name: string) -> string", &["run", "\"policy\""]),
+    (
+        "stage(run: Run, name: string, inputs: any, body: Fn) -> any",
+        &["run", "\"squares\"", "#{n: 3}", "|| [0, 1, 4]"],
+    ),
+    (
+        "stage_dir(run: Run, name: string) -> string",
+        &["run", "\"policy\""],
+    ),
 ];
 
 /// Calls that cannot succeed here: the server command fails. They show that options are
 /// checked and that a server which does not start is said so, quickly.
-const FAILING_CALLS: &[(&str, &[&str])] = &[
-    ("model_serve(path: string, options: map) -> Model", &["`${TMP}/tiny-copy`", "#{serve: \"false {port}\", startup_timeout_s: 5}"]),
-];
+const FAILING_CALLS: &[(&str, &[&str])] = &[(
+    "model_serve(path: string, options: map) -> Model",
+    &[
+        "`${TMP}/tiny-copy`",
+        "#{serve: \"false {port}\", startup_timeout_s: 5}",
+    ],
+)];
 
 const NAN: &str = "(0.0 / 0.0)";
 
@@ -242,7 +410,14 @@ fn wrong_values(ty: &str) -> &'static [&'static str] {
     match ty {
         "i64" => &["0", "-1", "-9223372036854775807", "9223372036854775807"],
         "f64" => &["0.0", "-1.0", "1e308", "-1e308", NAN],
-        "string" => &["\"\"", "\"no/such/file\"", "\"../outside\"", "\"\\0\"", "TMP", "\"x y:z\""],
+        "string" => &[
+            "\"\"",
+            "\"no/such/file\"",
+            "\"../outside\"",
+            "\"\\x00\"",
+            "TMP",
+            "\"x y:z\"",
+        ],
         "array" => &[
             "[]",
             "[[]]",
@@ -267,23 +442,14 @@ fn wrong_values(ty: &str) -> &'static [&'static str] {
             "tensor([0.0]) / 0.0",
         ],
         "Model" => &["remote"],
-        "Fn" => &["|| throw \"the body failed\"", "|x| x"],
+        "Fn" => &["|| throw \"the body failed\"", "|x| x", "|a, b| a"],
         _ => &[],
     }
 }
 
 /// Values a field of a map (an option, a record's field) is set to.
 const FIELD_VALUES: &[&str] = &[
-    "()",
-    "-1",
-    "0",
-    "-0.5",
-    NAN,
-    "1e308",
-    "\"\"",
-    "\"x\"",
-    "[]",
-    "[\"x\"]",
+    "()", "|| 1", "|b| b.ce", "-1", "0", "-0.5", NAN, "1e308", "\"\"", "\"x\"", "[]", "[\"x\"]",
     "#{}",
 ];
 
@@ -311,7 +477,9 @@ struct Call {
 
 /// The call of `f` with `args` as script source: operators infix, properties as `x.name`.
 fn call_source(f: &FunctionApi, args: &[String]) -> String {
-    let is_operator = !f.name.starts_with(|c: char| c.is_alphanumeric() || c == '_');
+    let is_operator = !f
+        .name
+        .starts_with(|c: char| c.is_alphanumeric() || c == '_');
     match (f.name.strip_prefix("get$"), args) {
         (Some(prop), [this]) => format!("({this}).{prop}"),
         _ if is_operator && args.len() == 2 => format!("({}) {} ({})", args[0], f.name, args[1]),
@@ -363,7 +531,10 @@ fn variations(f: &FunctionApi, args: &[&str], engine: &Engine, scope: &Scope) ->
             .eval_with_scope::<Dynamic>(&mut scope.clone(), args[i])
             .unwrap_or_else(|e| panic!("{}: argument {} = {}: {e}", f.signature, i + 1, args[i]));
         let (map, at_first) = match valid.clone().try_cast::<rhai::Array>() {
-            Some(items) => match items.first().and_then(|x| x.clone().try_cast::<rhai::Map>()) {
+            Some(items) => match items
+                .first()
+                .and_then(|x| x.clone().try_cast::<rhai::Map>())
+            {
                 Some(first) => (Some(first), true),
                 None => (None, false),
             },
@@ -383,13 +554,20 @@ fn variations(f: &FunctionApi, args: &[&str], engine: &Engine, scope: &Scope) ->
                 push(i, with_field(args[i], at_first, &key, Some(value)));
             }
             // A nested map's fields (`lora` of the training options).
-            if let Some(inner) = map.get(key.as_str()).and_then(|v| v.clone().try_cast::<rhai::Map>()) {
+            if let Some(inner) = map
+                .get(key.as_str())
+                .and_then(|v| v.clone().try_cast::<rhai::Map>())
+            {
                 let nested = format!("{}[{key:?}]", if at_first { "v[0]" } else { "v" });
                 for inner_key in inner.keys() {
                     for value in FIELD_VALUES {
                         push(
                             i,
-                            format!("{{ let v = {}; {nested}[{:?}] = {value}; v }}", args[i], inner_key.as_str()),
+                            format!(
+                                "{{ let v = {}; {nested}[{:?}] = {value}; v }}",
+                                args[i],
+                                inner_key.as_str()
+                            ),
                         );
                     }
                 }
@@ -487,8 +665,8 @@ fn every_native_answers_wrong_values_with_a_readable_error() {
     // Panics are expected to be caught and reported here, not printed by the default hook.
     let hook = panic::take_hook();
     panic::set_hook(Box::new(|_| {}));
-    let entries = (VALID_CALLS.iter().map(|c| (c, true)))
-        .chain(FAILING_CALLS.iter().map(|c| (c, false)));
+    let entries =
+        (VALID_CALLS.iter().map(|c| (c, true))).chain(FAILING_CALLS.iter().map(|c| (c, false)));
     for ((signature, args), succeeds) in entries {
         let Some(f) = functions.iter().find(|f| f.signature == *signature) else {
             panic!("{signature}: no such native (renamed?)");
@@ -508,28 +686,45 @@ fn every_native_answers_wrong_values_with_a_readable_error() {
             *current.lock().unwrap() = None;
             calls_made += 1;
             match outcome {
-                Outcome::Value if n == 0 && !succeeds => {
-                    failures.push(format!("{}: expected to fail here: {}", call.signature, call.source))
+                Outcome::Value if n == 0 && !succeeds => failures.push(format!(
+                    "{}: expected to fail here: {}",
+                    call.signature, call.source
+                )),
+                Outcome::Value if n > 0 => {
+                    writeln!(log, "{}\n  {}\n  -> accepted", call.signature, call.source).unwrap()
                 }
-                Outcome::Value if n > 0 => writeln!(log, "{}\n  {}\n  -> accepted", call.signature, call.source).unwrap(),
                 Outcome::Value => {}
-                Outcome::Error(e) if n == 0 && succeeds => {
-                    failures.push(format!("{}: the valid call fails: {}\n  {e}", call.signature, call.source))
-                }
+                Outcome::Error(e) if n == 0 && succeeds => failures.push(format!(
+                    "{}: the valid call fails: {}\n  {e}",
+                    call.signature, call.source
+                )),
                 Outcome::Error(e) => {
                     errors += 1;
-                    writeln!(log, "{}\n  {}\n  -> {}", call.signature, call.source, e.replace('\n', "\n     ")).unwrap();
+                    writeln!(
+                        log,
+                        "{}\n  {}\n  -> {}",
+                        call.signature,
+                        call.source,
+                        e.replace('\n', "\n     ")
+                    )
+                    .unwrap();
                     if let Some(internal) = INTERNALS.iter().find(|p| e.contains(**p)) {
-                        failures.push(format!("{}: {}\n  shows {internal:?}: {e}", call.signature, call.source));
+                        failures.push(format!(
+                            "{}: {}\n  shows {internal:?}: {e}",
+                            call.signature, call.source
+                        ));
                     }
                 }
-                Outcome::Panic(p) => failures.push(format!("{}: {}\n  panics: {p}", call.signature, call.source)),
+                Outcome::Panic(p) => failures.push(format!(
+                    "{}: {}\n  panics: {p}",
+                    call.signature, call.source
+                )),
             }
         }
     }
     panic::set_hook(hook);
     log.flush().unwrap();
-    slowest.sort_by(|a, b| b.0.cmp(&a.0));
+    slowest.sort_by_key(|(took, _)| std::cmp::Reverse(*took));
     eprintln!("{calls_made} calls, {errors} errors (in {log_path}); slowest:");
     for (took, source) in slowest.iter().take(5) {
         eprintln!("  {took:.2?}  {source}");

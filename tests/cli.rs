@@ -270,12 +270,19 @@ fn thread_counts_outside_1_to_1024_are_refused() {
         &["tests/scripts/hello.rhai", "--threads", "0"][..],
         &["tests/scripts/hello.rhai", "--threads=-2"][..],
         &["tests/scripts/hello.rhai", "--threads", "1025"][..],
-        &["tests/scripts/hello.rhai", "--threads", "9223372036854775807"][..],
+        &[
+            "tests/scripts/hello.rhai",
+            "--threads",
+            "9223372036854775807",
+        ][..],
     ] {
         let o = rlmec(args);
         assert!(!o.status.success());
         let err = stderr(&o);
-        assert!(err.contains("--threads") && err.contains("1..=1024"), "{err}");
+        assert!(
+            err.contains("--threads") && err.contains("1..=1024"),
+            "{err}"
+        );
     }
 }
 

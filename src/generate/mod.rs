@@ -121,7 +121,9 @@ pub struct Generation {
 pub fn validate(requests: &[Request], opts: &GenerateOptions) -> Result<(), GenerateError> {
     opts.sampling.validate().map_err(GenerateError::Invalid)?;
     if opts.batch_size == 0 {
-        return Err(GenerateError::Invalid("batch_size must be at least 1".into()));
+        return Err(GenerateError::Invalid(
+            "batch_size must be at least 1".into(),
+        ));
     }
     match requests.iter().position(|r| r.prompt.is_empty()) {
         Some(i) => Err(GenerateError::Invalid(format!(
@@ -167,8 +169,16 @@ pub fn generate(
             generate_batch(model, requests, chunk, opts, &stops)
         })
         .map_err(|oom| {
-            let longest = chunk.iter().map(|&i| requests[i].prompt.len()).max().unwrap_or(0);
-            let budget = chunk.iter().map(|&i| requests[i].max_new_tokens).max().unwrap_or(0);
+            let longest = chunk
+                .iter()
+                .map(|&i| requests[i].prompt.len())
+                .max()
+                .unwrap_or(0);
+            let budget = chunk
+                .iter()
+                .map(|&i| requests[i].max_new_tokens)
+                .max()
+                .unwrap_or(0);
             GenerateError::OutOfMemory(format!(
                 "{oom} generating {} prompts (the longest {longest} tokens, up to {budget} new); \
                  what helps: a smaller `batch_size` (now {}) or `max_new_tokens`",

@@ -39,7 +39,9 @@ pub fn score(
     batch_size: usize,
 ) -> Result<Vec<Vec<f32>>, GenerateError> {
     if batch_size == 0 {
-        return Err(GenerateError::Invalid("batch_size must be at least 1".into()));
+        return Err(GenerateError::Invalid(
+            "batch_size must be at least 1".into(),
+        ));
     }
     if let Some(i) = pairs.iter().position(|(p, _)| p.is_empty()) {
         return Err(GenerateError::Invalid(format!(
@@ -133,7 +135,9 @@ impl Streams {
                 score_batch(model, pairs, &a)
             };
             // The other half's panic goes on as its own (an out-of-memory stays one).
-            let theirs = other.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let theirs = other
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
             (mine, theirs)
         });
         let (ra, rb) = (ra?, rb?);

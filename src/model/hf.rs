@@ -317,7 +317,11 @@ fn replaceable(dir: &Path) -> Result<(), String> {
     foreign.sort();
     let more = foreign.len().saturating_sub(5);
     foreign.truncate(5);
-    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
     Err(format!(
         "the folder holds files that are not a saved model ({}{more}); a save replaces the \
          whole folder, so save into a new or empty one",

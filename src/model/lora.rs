@@ -28,7 +28,11 @@ pub const TARGETS: [&str; 7] = [
 
 /// What an adapter looks like: `m.train(records, #{lora: #{r, alpha, dropout, targets}})`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a map #{r, alpha, dropout, targets}"
+)]
 pub struct LoraConfig {
     /// Rank of the update.
     pub r: usize,

@@ -45,7 +45,10 @@ pub mod config_api {
     ) -> Result<Map, Box<EvalAltResult>> {
         let sc = ScriptContext::of(&ctx)?;
         let config = overrides::merge(&defaults, sc.overrides()).map_err(|e| e.to_string())?;
-        let json = to_json(&Dynamic::from_map(config.clone()), "apply_overrides: the config")?;
+        let json = to_json(
+            &Dynamic::from_map(config.clone()),
+            "apply_overrides: the config",
+        )?;
         sc.set_config(json)
             .map_err(|e| format!("apply_overrides: {e}"))?;
         Ok(config)

@@ -122,3 +122,35 @@ impl ScriptError {
         }
     }
 }
+
+/// What a native's error says, without rhai's "Runtime error: " and position: for an error
+/// passed on inside another native's message.
+pub fn message(err: &EvalAltResult) -> String {
+    match err {
+        EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+        other => {
+            let text = other.to_string();
+            let suffix = format!(" ({})", other.position());
+            text.strip_suffix(&suffix).unwrap_or(&text).to_string()
+        }
+    }
+}
+
+/// A closure a native calls with a fixed number of arguments, given one that takes another
+/// number: rhai reports only "Function not found: anon$3f2a… ()". Say what was expected
+/// (`what`: "stage `x`: the body", `expected`: "`|| ...`"); other errors pass through.
+pub fn closure_arity(
+    err: Box<EvalAltResult>,
+    closure: &rhai::FnPtr,
+    what: &str,
+    expected: &str,
+) -> Box<EvalAltResult> {
+    match *err {
+        EvalAltResult::ErrorFunctionNotFound(ref signature, _)
+            if signature.starts_with(closure.fn_name()) =>
+        {
+            format!("{what} takes the wrong number of parameters: write it as {expected}").into()
+        }
+        _ => err,
+    }
+}

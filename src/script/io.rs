@@ -10,7 +10,7 @@ pub const DOMAIN: Domain = Domain {
     extra: |_| {},
 };
 
-use super::json::from_json;
+use super::json::{from_json, to_json};
 
 /// A script array of records as `T`s; an element that does not fit names its index
 /// (`what`: the call, `item`: what an element is, e.g. "record").
@@ -19,11 +19,20 @@ pub fn from_array<T: serde::de::DeserializeOwned>(
     item: &str,
     array: &rhai::Array,
 ) -> Result<Vec<T>, Box<EvalAltResult>> {
-    array
-        .iter()
-        .enumerate()
+    // Through JSON: its checks (no NaN, no closure), and serde_json's plain messages
+    // ("missing field `solution`", which rhai's own deserialiser calls a syntax error) with
+    // the field they are about.
+    (array.iter().enumerate())
         .map(|(i, v)| {
-            rhai::serde::from_dynamic::<T>(v).map_err(|e| format!("{what}: {item} {i}: {e}").into())
+            let at = format!("{what}: {item} {i}");
+            let json = to_json(v, &at)?;
+            serde_path_to_error::deserialize::<_, T>(json).map_err(|e| {
+                match e.path().to_string().as_str() {
+                    "." => format!("{at}: {}", e.inner()),
+                    field => format!("{at}: field `{field}`: {}", e.inner()),
+                }
+                .into()
+            })
         })
         .collect()
 }
@@ -75,7 +84,7 @@ pub mod io_api {
 
     use rhai::Array;
 
-    use super::super::json::{from_json, to_json};
+    use super::{from_json, to_json};
     use crate::files;
 
     /// Every record of a JSONL file (blank lines skipped), as an array of maps.

@@ -79,8 +79,8 @@ pub mod progress_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn progress_bar(total: i64, label: &str) -> Result<Progress, Box<EvalAltResult>> {
-        let total = u64::try_from(total)
-            .map_err(|_| format!("progress_bar: total {total} is negative"))?;
+        let total =
+            u64::try_from(total).map_err(|_| format!("progress_bar: total {total} is negative"))?;
         Ok(progress::bar(total, label))
     }
 

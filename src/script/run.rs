@@ -37,6 +37,7 @@ pub mod run_api {
     use crate::run::stage::{self as stages, StageError, check_name};
     use crate::run::{RunDir, fingerprint as json_fingerprint};
     use crate::script::ScriptContext;
+    use crate::script::errors::closure_arity;
     use crate::script::json::to_json;
 
     /// A run directory.
@@ -125,7 +126,9 @@ pub mod run_api {
     ) -> Result<Dynamic, Box<EvalAltResult>> {
         let inputs = to_json(&inputs, &format!("stage `{name}`: inputs"))?;
         let result = stages::run(&run.dir, name, &inputs, || {
-            let result: Dynamic = body.call_within_context(&context, ())?;
+            let result: Dynamic = body.call_within_context(&context, ()).map_err(|e| {
+                closure_arity(e, &body, &format!("stage `{name}`: the body"), "`|| ...`")
+            })?;
             to_json(&result, &format!("stage `{name}`: result"))
         });
         match result {

@@ -5,6 +5,7 @@ use rhai::plugin::*;
 use rhai::{FnPtr, Map};
 
 use super::engine::Domain;
+use super::errors::{closure_arity, message};
 use super::tensor::TensorHandle;
 use crate::train::TrainReport;
 use crate::train::objective::{Loss, Objective};
@@ -80,7 +81,15 @@ impl Objective for ScriptObjective<'_> {
         let out: Dynamic = self
             .function
             .call_within_context(self.context, (batch_map(batch),))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                let what = "the objective closure";
+                message(&closure_arity(
+                    e,
+                    &self.function,
+                    what,
+                    "`|b| ...` (b: the batch)",
+                ))
+            })?;
         if let Some(map) = out.read_lock::<Map>() {
             let total = map
                 .get("loss")

@@ -15,7 +15,11 @@ use crate::spend::dollars;
 /// Dollars per million input and per million output tokens; both 0: unknown (no cost is
 /// computed).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a map #{input, output} of dollars per million tokens"
+)]
 pub struct Price {
     pub input: f64,
     pub output: f64,
@@ -51,7 +55,11 @@ impl Price {
 /// The most a stage's answers may take: `requests` answers and `cost` dollars; 0 is no
 /// limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a map #{requests, cost} (0: no limit)"
+)]
 pub struct Budget {
     pub requests: usize,
     pub cost: f64,

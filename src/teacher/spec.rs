@@ -141,7 +141,10 @@ impl Default for TeacherOptions {
 impl TeacherOptions {
     /// Checked whatever the teacher, so that a wrong value is found before it matters.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, value) in [("batch_size", self.batch_size), ("concurrency", self.concurrency)] {
+        for (name, value) in [
+            ("batch_size", self.batch_size),
+            ("concurrency", self.concurrency),
+        ] {
             if value == 0 {
                 return Err(format!("`{name}` must be at least 1"));
             }
@@ -190,7 +193,13 @@ pub fn judge_named(
             let key = HttpTeacher::key_for(backend)?;
             let cache = Cache::open(&opts.cache)
                 .map_err(|e| failed(format!("teacher cache {}: {e}", opts.cache.display())))?;
-            let teacher = HttpTeacher::with_key(backend.clone(), kind, cache, opts.http().map_err(failed)?, key)?;
+            let teacher = HttpTeacher::with_key(
+                backend.clone(),
+                kind,
+                cache,
+                opts.http().map_err(failed)?,
+                key,
+            )?;
             judge(&teacher, kind, samples, opts.fidelity)
         }
         TeacherSpec::Arith | TeacherSpec::Reference => {
@@ -208,6 +217,10 @@ pub fn judge_with_model(
     samples: &[Sample],
     opts: &TeacherOptions,
 ) -> Result<Vec<EditRecord>, TeacherError> {
+    opts.validate().map_err(|message| TeacherError::Failed {
+        teacher: model.name(),
+        message,
+    })?;
     let teacher = ModelTeacher {
         model,
         max_new_tokens: opts.max_new_tokens.unwrap_or(MODEL_TEACHER_MAX_NEW_TOKENS),

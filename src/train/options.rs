@@ -142,6 +142,13 @@ impl TrainOptions {
         }
         self.adamw.validate()?;
         self.rlmec.validate()?;
+        if self
+            .out
+            .as_ref()
+            .is_some_and(|out| out.as_os_str().is_empty())
+        {
+            return Err("`out` is empty: give a folder, or leave it unset to keep nothing".into());
+        }
         if self.keep_checkpoints == 0 {
             return Err("`keep_checkpoints` must be at least 1".into());
         }

@@ -69,7 +69,9 @@ pub(super) fn fits(x: f64, kind: tch::Kind, what: &str) -> Res<()> {
         _ => f64::INFINITY,
     };
     if x.is_finite() && x.abs() > largest {
-        return Err(format!("{what}: {x} does not fit a {kind:?} tensor (largest {largest:e})").into());
+        return Err(
+            format!("{what}: {x} does not fit a {kind:?} tensor (largest {largest:e})").into(),
+        );
     }
     Ok(())
 }
@@ -77,8 +79,10 @@ pub(super) fn fits(x: f64, kind: tch::Kind, what: &str) -> Res<()> {
 /// Runs a torch operation, turning its errors (shape mismatches …) into script errors.
 pub(super) fn torch<T>(what: &str, f: impl FnOnce() -> Result<T, tch::TchError>) -> Res<T> {
     f().map_err(|e| {
-        let first = e.to_string();
-        let first = first.lines().next().unwrap_or_default().to_string();
+        let text = e.to_string();
+        // tch's own prefix says nothing to a script author; libtorch's frames follow line 1.
+        let text = text.strip_prefix("Internal torch error: ").unwrap_or(&text);
+        let first = text.lines().next().unwrap_or_default();
         format!("{what}: {first}").into()
     })
 }

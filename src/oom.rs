@@ -33,23 +33,34 @@ pub fn from_panic(panic: Box<dyn std::any::Any + Send>) -> OutOfMemory {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default();
+    match from_message(&message) {
+        Some(oom) => oom,
+        None => resume_unwind(panic),
+    }
+}
+
+/// The out-of-memory error a panic's message describes, if it does.
+pub fn from_message(message: &str) -> Option<OutOfMemory> {
     let lower = message.to_lowercase();
     if !(lower.contains("out of memory") || lower.contains("can't allocate memory")) {
-        resume_unwind(panic);
+        return None;
     }
-    let detail = message
-        .split_once("Torch(\"")
-        .map_or(message.as_str(), |(_, m)| m);
-    let first_line = detail
-        .split(['\n', '"'])
-        .next()
-        .unwrap_or_default()
-        .split("\\n")
-        .next()
-        .unwrap_or_default();
-    OutOfMemory {
+    Some(OutOfMemory {
         device: if lower.contains("cuda") { "GPU" } else { "CPU" },
-        detail: first_line.to_string(),
+        detail: libtorch_first_line(message).to_string(),
+    })
+}
+
+/// libtorch's own first line in a tch panic message (`called Result::unwrap() on an Err
+/// value: Torch("…\nframe #0 …")`): what it says, without the wrapper or the C++ frames.
+/// Any other message: its first line.
+pub fn libtorch_first_line(message: &str) -> &str {
+    match message.split_once("Torch(\"") {
+        Some((_, detail)) => {
+            let line = detail.split(['\n', '"']).next().unwrap_or_default();
+            line.split("\\n").next().unwrap_or_default()
+        }
+        None => message.lines().next().unwrap_or_default(),
     }
 }
 
@@ -72,6 +83,13 @@ mod tests {
         ));
         assert_eq!(cpu.device, "CPU");
         assert_eq!(catch(|| 3), Ok(3));
+    }
+
+    #[test]
+    fn libtorch_speaks_its_first_line_only() {
+        let panic = "called `Result::unwrap()` on an `Err` value: Torch(\"index out of range in self\\nException raised from …\\nframe #0: c10::Error\")";
+        assert_eq!(libtorch_first_line(panic), "index out of range in self");
+        assert_eq!(libtorch_first_line("unknown \"x\"\nmore"), "unknown \"x\"");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub fn seconds(value: f64, zero_ok: bool) -> Result<Duration, String> {
         .filter(|d| zero_ok || !d.is_zero())
         .ok_or_else(|| {
             let range = if zero_ok { "0 or more" } else { "above 0" };
-            format!("must be a number of seconds, {range}, got {value}")
+            format!("must be a number of seconds, {range}, got {value:?}")
         })
 }
 

@@ -601,16 +601,18 @@ fn run_call(engine: &Engine, scope: &Scope, source: &str) -> Outcome {
     }
 }
 
-#[test]
-fn every_native_answers_wrong_values_with_a_readable_error() {
+/// An engine with [`PRELUDE`] run in its scope, files in a temporary folder of its own.
+struct Setup {
+    engine: Engine,
+    scope: Scope<'static>,
+    tmp: tempfile::TempDir,
+    _vllm: common::remote::Server,
+}
+
+fn setup() -> Setup {
     tch::set_num_threads(1);
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
     let tmp = tempfile::tempdir().unwrap();
-    // Relative paths among the wrong values ("../outside" too) land in the temporary folder
-    // (this test is alone in its binary, so changing the working directory is safe).
-    let work = tmp.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    std::env::set_current_dir(&work).unwrap();
     let target = RunTarget {
         dir: tmp.path().join("current-run"),
         script: "bad-values.rhai".into(),
@@ -627,6 +629,142 @@ fn every_native_answers_wrong_values_with_a_readable_error() {
     engine
         .run_with_scope(&mut scope, PRELUDE)
         .unwrap_or_else(|e| panic!("the prelude fails: {e}"));
+    Setup {
+        engine,
+        scope,
+        tmp,
+        _vllm: vllm,
+    }
+}
+
+/// Wrong values of each kind the audit found, with what their error must say.
+#[test]
+fn errors_say_what_is_wrong() {
+    // `_tmp` and `_vllm` live to the end of the test (`..` would drop them at once).
+    let Setup {
+        engine,
+        scope,
+        tmp: _tmp,
+        _vllm,
+    } = setup();
+    let cases = [
+        // A save replaces its folder: never one holding other files.
+        ("m.save(TMP)", "holds files that are not a saved model"),
+        (
+            "set_threads(2000)",
+            "2000 threads: need at least 1 and at most 1024",
+        ),
+        (
+            "tensor([1.0]) * 1e308",
+            "*: 1e308 does not fit a Float tensor",
+        ),
+        (
+            "tensor([1.0]).clamp(0.0, 1e308)",
+            "clamp: 1e308 does not fit",
+        ),
+        ("tensor([1.0]).mean(3)", "mean: Dimension out of range"),
+        (
+            "train(model_load(tiny), [rl], #{adam_beta1: 1.5})",
+            "`adam_beta1` must be within [0, 1), got 1.5",
+        ),
+        (
+            "train(model_load(tiny), [rl], #{out: \"\"})",
+            "`out` is empty",
+        ),
+        (
+            "train(model_load(tiny), [rl], #{out: || 1})",
+            "train: option `out`: a closure is not data",
+        ),
+        (
+            "train(model_load(tiny), [rl], #{objective: || 1})",
+            "the objective closure takes the wrong number of parameters: write it as `|b| ...`",
+        ),
+        (
+            "rlmec_loss(m, rl, #{clip_eps: 2.0})",
+            "`clip_eps` must be within [0, 1), got 2.0",
+        ),
+        (
+            "rlmec_loss(m, rl, #{reg_weight: -1.0})",
+            "`reg_weight` must be a non-negative number, got -1.0",
+        ),
+        (
+            "write_json(`${TMP}/x.json`, #{a: [1.0, 0.0 / 0.0]})",
+            "x.json: NaN at `a[1]` is not a finite number",
+        ),
+        (
+            "run.stage(\"s\", #{}, |x| x)",
+            "stage `s`: the body takes the wrong number of parameters: write it as `|| ...`",
+        ),
+        (
+            "m.generate([\"Q\"], #{batch_size: 0})",
+            "batch_size must be at least 1",
+        ),
+        (
+            "m.score_batch([\"Q\"], [\" a\"], #{batch_size: 0})",
+            "batch_size must be at least 1",
+        ),
+        (
+            "m.sample(\"math\", problems, #{n: 0})",
+            "n must be at least 1",
+        ),
+        (
+            "minimum_edit(\"reference\", \"math\", [edit], #{timeout_s: -1.0})",
+            "`timeout_s` must be a number of seconds, above 0, got -1.0",
+        ),
+        (
+            "minimum_edit(\"reference\", \"math\", [edit], #{concurrency: 0})",
+            "`concurrency` must be at least 1",
+        ),
+        (
+            "minimum_edit(\"arith\", \"math\", [#{problem: [1], solution: \"s\", prediction: \"p\"}])",
+            "minimum_edit: sample 0: field `problem`: invalid type: sequence, expected a string",
+        ),
+        (
+            "model_remote(VLLM, #{tokenizer: tiny, timeout_s: 1e308})",
+            "option `timeout_s`: must be a number of seconds, above 0, got 1e308",
+        ),
+        ("run_open(\"\")", "the run folder's path is empty"),
+        (
+            "progress_bar(-1, \"x\")",
+            "progress_bar: total -1 is negative",
+        ),
+        ("read_json(\"\")", "(an empty path): No such file"),
+        (
+            "minimum_edit(\"reference\", \"math\", [edit], #{teacher_price: 3})",
+            "expected a map #{input, output} of dollars per million tokens",
+        ),
+        // Weights no memory holds: the embedding alone would be 1.3e15 bytes.
+        (
+            "model_new(#{vocab_size: 300, hidden_size: 1099511627776, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2}, [\"1 + 1 = 2\"])",
+            "the CPU ran out of memory",
+        ),
+    ];
+    for (call, expected) in cases {
+        let err = match engine.eval_with_scope::<Dynamic>(&mut scope.clone(), call) {
+            Ok(_) => panic!("{call}: accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(expected),
+            "{call}:\n  {err}\n  should say: {expected}"
+        );
+        assert!(!INTERNALS.iter().any(|i| err.contains(i)), "{call}: {err}");
+    }
+}
+
+#[test]
+fn every_native_answers_wrong_values_with_a_readable_error() {
+    let Setup {
+        engine,
+        scope,
+        tmp,
+        _vllm,
+    } = setup();
+    // Relative paths among the wrong values ("../outside" too) land in the temporary folder
+    // (the other test of this binary uses absolute paths only).
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::env::set_current_dir(&work).unwrap();
 
     let functions: Vec<FunctionApi> = api().into_iter().flat_map(|d| d.functions).collect();
     let missing: Vec<&str> = (functions.iter())
@@ -662,9 +800,6 @@ fn every_native_answers_wrong_values_with_a_readable_error() {
     let mut failures = Vec::new();
     let mut slowest: Vec<(Duration, String)> = Vec::new();
     let (mut calls_made, mut errors) = (0, 0);
-    // Panics are expected to be caught and reported here, not printed by the default hook.
-    let hook = panic::take_hook();
-    panic::set_hook(Box::new(|_| {}));
     let entries =
         (VALID_CALLS.iter().map(|c| (c, true))).chain(FAILING_CALLS.iter().map(|c| (c, false)));
     for ((signature, args), succeeds) in entries {
@@ -722,7 +857,6 @@ fn every_native_answers_wrong_values_with_a_readable_error() {
             }
         }
     }
-    panic::set_hook(hook);
     log.flush().unwrap();
     slowest.sort_by_key(|(took, _)| std::cmp::Reverse(*took));
     eprintln!("{calls_made} calls, {errors} errors (in {log_path}); slowest:");

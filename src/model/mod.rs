@@ -80,6 +80,8 @@ pub enum ModelError {
     Device(#[from] CudaUnavailable),
     #[error("{path}: cannot save: {message}")]
     Save { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    OutOfMemory { path: PathBuf, message: String },
     #[error(
         "{path}: tensor `{tensor}` belongs to no adapter of this model (other targets or another architecture?)"
     )]
@@ -300,7 +302,21 @@ impl Model {
             kind: opts.dtype.kind(),
             pack: opts.pack,
         };
-        let net = Llama::new(&vs.root(), &config, init);
+        // A config whose weights do not fit (a wrong size in config.json, a model too big for
+        // the device) is an error naming the device and the sizes, not a libtorch panic.
+        let net = crate::oom::catch(|| Llama::new(&vs.root(), &config, init)).map_err(|oom| {
+            ModelError::OutOfMemory {
+                path: origin.to_path_buf(),
+                message: format!(
+                    "{oom} making the model (hidden_size {}, {} layers, vocab_size {}, {}); \
+                     what helps: `dtype: \"bf16\"`, a smaller model, another device",
+                    config.hidden_size,
+                    config.num_hidden_layers,
+                    config.vocab_size,
+                    opts.dtype.hf_name()
+                ),
+            }
+        })?;
         Ok(Self {
             config,
             tokenizer,

@@ -24,6 +24,12 @@ pub enum RunError {
         "{script}: internal error in native code: {message}\n    (please report this; RUST_BACKTRACE=1 shows where)"
     )]
     Panic { script: String, message: String },
+    /// Where no native named it: libtorch could not allocate.
+    #[error("{script}: {oom}; what helps: smaller batches, a smaller model or `dtype: \"bf16\"`")]
+    OutOfMemory {
+        script: String,
+        oom: crate::oom::OutOfMemory,
+    },
 }
 
 /// Run `script` with the given overrides; its run directory (opened when the script asks for
@@ -59,9 +65,15 @@ pub fn run_script(
             Err(panic) => tracing::warn!("the run's report could not be written: {panic}"),
         }
     }
-    let outcome = outcome.map_err(|message| RunError::Panic {
-        script: name.clone(),
-        message,
+    let outcome = outcome.map_err(|message| match crate::oom::from_message(&message) {
+        Some(oom) => RunError::OutOfMemory {
+            script: name.clone(),
+            oom,
+        },
+        None => RunError::Panic {
+            script: name.clone(),
+            message: crate::oom::libtorch_first_line(&message).to_string(),
+        },
     })?;
     if let Some(unread) = ctx.unread_overrides() {
         let given: Vec<_> = unread.iter().map(|o| o.raw.as_str()).collect();

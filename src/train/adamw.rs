@@ -30,13 +30,13 @@ impl AdamWConfig {
     pub fn validate(&self) -> Result<(), String> {
         for (name, beta) in [("adam_beta1", self.beta1), ("adam_beta2", self.beta2)] {
             if !(0.0..1.0).contains(&beta) {
-                return Err(format!("`{name}` must be within [0, 1), got {beta}"));
+                return Err(format!("`{name}` must be within [0, 1), got {beta:?}"));
             }
         }
         for (name, value) in [("adam_eps", self.eps), ("weight_decay", self.weight_decay)] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(format!(
-                    "`{name}` must be a non-negative number, got {value}"
+                    "`{name}` must be a non-negative number, got {value:?}"
                 ));
             }
         }

@@ -48,13 +48,13 @@ impl RlmecParams {
     pub fn validate(&self) -> Result<(), String> {
         if !(self.clip_eps >= 0.0 && self.clip_eps < 1.0) {
             return Err(format!(
-                "`clip_eps` must be within [0, 1), got {}",
+                "`clip_eps` must be within [0, 1), got {:?}",
                 self.clip_eps
             ));
         }
         if !(self.reg_weight.is_finite() && self.reg_weight >= 0.0) {
             return Err(format!(
-                "`reg_weight` must be a non-negative number, got {}",
+                "`reg_weight` must be a non-negative number, got {:?}",
                 self.reg_weight
             ));
         }

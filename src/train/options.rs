@@ -136,7 +136,7 @@ impl TrainOptions {
         }
         if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
             return Err(format!(
-                "`max_grad_norm` must be a non-negative number (0: no clipping), got {}",
+                "`max_grad_norm` must be a non-negative number (0: no clipping), got {:?}",
                 self.max_grad_norm
             ));
         }

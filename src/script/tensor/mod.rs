@@ -69,8 +69,9 @@ pub(super) fn fits(x: f64, kind: tch::Kind, what: &str) -> Res<()> {
         _ => f64::INFINITY,
     };
     if x.is_finite() && x.abs() > largest {
+        // `{:?}` writes 1e308 as such, where `{}` writes all 309 digits.
         return Err(
-            format!("{what}: {x} does not fit a {kind:?} tensor (largest {largest:e})").into(),
+            format!("{what}: {x:?} does not fit a {kind:?} tensor (largest {largest:e})").into(),
         );
     }
     Ok(())

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod files;
 pub mod generate;
 pub mod gguf;
+pub mod grad;
 pub mod heap;
 pub mod http;
 pub mod logging;

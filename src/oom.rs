@@ -21,7 +21,7 @@ impl std::fmt::Display for OutOfMemory {
 
 /// Run `f`; an out-of-memory panic inside it becomes an error. `f` must leave no state
 /// behind that a panic half-way would corrupt (scoped guards, such as
-/// `tch::no_grad_guard`, are restored as the panic unwinds; `tch::no_grad` is not).
+/// [`crate::grad::no_grad`]'s, are restored as the panic unwinds; `tch::no_grad` is not).
 pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, OutOfMemory> {
     catch_unwind(AssertUnwindSafe(f)).map_err(from_panic)
 }
@@ -47,20 +47,23 @@ pub fn from_message(message: &str) -> Option<OutOfMemory> {
     }
     Some(OutOfMemory {
         device: if lower.contains("cuda") { "GPU" } else { "CPU" },
-        detail: libtorch_first_line(message).to_string(),
+        detail: libtorch_first_line(message),
     })
 }
 
 /// libtorch's own first line in a tch panic message (`called Result::unwrap() on an Err
 /// value: Torch("…\nframe #0 …")`): what it says, without the wrapper or the C++ frames.
 /// Any other message: its first line.
-pub fn libtorch_first_line(message: &str) -> &str {
+pub fn libtorch_first_line(message: &str) -> String {
     match message.split_once("Torch(\"") {
+        // The text is Rust's `Debug` of a string: newlines and quotes escaped.
         Some((_, detail)) => {
-            let line = detail.split(['\n', '"']).next().unwrap_or_default();
-            line.split("\\n").next().unwrap_or_default()
+            let line = detail.split("\\n").next().unwrap_or_default();
+            let line = line.lines().next().unwrap_or_default();
+            let line = line.strip_suffix("\")").unwrap_or(line);
+            line.replace("\\\"", "\"")
         }
-        None => message.lines().next().unwrap_or_default(),
+        None => message.lines().next().unwrap_or_default().to_string(),
     }
 }
 
@@ -90,6 +93,8 @@ mod tests {
         let panic = "called `Result::unwrap()` on an `Err` value: Torch(\"index out of range in self\\nException raised from …\\nframe #0: c10::Error\")";
         assert_eq!(libtorch_first_line(panic), "index out of range in self");
         assert_eq!(libtorch_first_line("unknown \"x\"\nmore"), "unknown \"x\"");
+        let quoted = "Torch(\"expected \\\"cpu\\\" device\")";
+        assert_eq!(libtorch_first_line(quoted), "expected \"cpu\" device");
     }
 
     #[test]

@@ -383,9 +383,16 @@ const VALID_CALLS: &[(&str, &[&str])] = &[
     ),
     ("run_current() -> Run", &[]),
     ("run_open(dir: string) -> Run", &["`${TMP}/run2`"]),
+    // A run of its own for each call (`CALL` counts them): a stage finished by an earlier
+    // call would be reused, its body not called.
     (
         "stage(run: Run, name: string, inputs: any, body: Fn) -> any",
-        &["run", "\"squares\"", "#{n: 3}", "|| [0, 1, 4]"],
+        &[
+            "run_open(`${TMP}/stage-runs/${CALL}`)",
+            "\"squares\"",
+            "#{n: 3}",
+            "|| [0, 1, 4]",
+        ],
     ),
     (
         "stage_dir(run: Run, name: string) -> string",
@@ -584,9 +591,12 @@ enum Outcome {
     Panic(String),
 }
 
-fn run_call(engine: &Engine, scope: &Scope, source: &str) -> Outcome {
+/// Call `source` in a copy of `scope` where `CALL` is `number`.
+fn run_call(engine: &Engine, scope: &Scope, number: usize, source: &str) -> Outcome {
+    let mut scope = scope.clone();
+    scope.push("CALL", number as i64);
     let result = panic::catch_unwind(AssertUnwindSafe(|| {
-        engine.eval_with_scope::<Dynamic>(&mut scope.clone(), source)
+        engine.eval_with_scope::<Dynamic>(&mut scope, source)
     }));
     match result {
         Ok(Ok(_)) => Outcome::Value,
@@ -623,6 +633,7 @@ fn setup() -> Setup {
     let mut scope = Scope::new();
     scope.push("FIX", fixtures.to_string());
     scope.push("TMP", tmp.path().display().to_string());
+    scope.push("CALL", 0_i64);
     // A vLLM-like server on loopback: the remote model of `model_remote`.
     let vllm = common::remote::Server::vllm();
     scope.push("VLLM", vllm.spec());
@@ -816,7 +827,7 @@ fn every_native_answers_wrong_values_with_a_readable_error() {
         for (n, call) in calls.enumerate() {
             *current.lock().unwrap() = Some((call.source.clone(), Instant::now()));
             let started = Instant::now();
-            let outcome = run_call(&engine, &scope, &call.source);
+            let outcome = run_call(&engine, &scope, calls_made, &call.source);
             slowest.push((started.elapsed(), call.source.clone()));
             *current.lock().unwrap() = None;
             calls_made += 1;

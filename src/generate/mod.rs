@@ -165,8 +165,7 @@ pub fn generate(
         let _enter = span.enter();
         let start = Instant::now();
         let done = crate::oom::catch(|| {
-            let _no_grad = tch::no_grad_guard();
-            generate_batch(model, requests, chunk, opts, &stops)
+            crate::grad::no_grad(|| generate_batch(model, requests, chunk, opts, &stops))
         })
         .map_err(|oom| {
             let longest = chunk
@@ -223,7 +222,8 @@ pub fn warn_past_context(what: &str, lengths: impl Iterator<Item = usize>, conte
     }
 }
 
-/// New tokens the KV cache has room for from the start (it doubles when full).
+/// New tokens the KV cache has room for from the start (it doubles when full, up to the
+/// longest a row can get).
 const INITIAL_ROOM: usize = 1024;
 
 /// The state of one row while it decodes.
@@ -276,6 +276,9 @@ fn generate_batch(
             batch.width + max_new.min(INITIAL_ROOM) as i64,
             cfg.head_dim() as i64,
         ],
+        batch
+            .width
+            .saturating_add(i64::try_from(max_new).unwrap_or(i64::MAX)),
         model.dtype.kind(),
         device,
     );

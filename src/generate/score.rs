@@ -112,8 +112,7 @@ impl Streams {
         chunk: &[usize],
     ) -> Result<Vec<Vec<f32>>, GenerateError> {
         if !self.split || chunk.len() < 2 {
-            let _no_grad = tch::no_grad_guard();
-            return score_batch(model, pairs, chunk);
+            return crate::grad::no_grad(|| score_batch(model, pairs, chunk));
         }
         // `chunk` is sorted longest first: alternate rows so both halves get similar work.
         let a: Vec<usize> = chunk.iter().copied().step_by(2).collect();
@@ -127,13 +126,9 @@ impl Streams {
             let other = s.spawn(|| {
                 tch::set_num_threads(half);
                 let model = &shared;
-                let _no_grad = tch::no_grad_guard();
-                score_batch(model.0, pairs, &b)
+                crate::grad::no_grad(|| score_batch(model.0, pairs, &b))
             });
-            let mine = {
-                let _no_grad = tch::no_grad_guard();
-                score_batch(model, pairs, &a)
-            };
+            let mine = crate::grad::no_grad(|| score_batch(model, pairs, &a));
             // The other half's panic goes on as its own (an out-of-memory stays one).
             let theirs = other
                 .join()
@@ -243,8 +238,9 @@ mod tests {
         let vocab = model.config.vocab_size as i64;
         let hidden = Tensor::randn([37, hidden_size], (Kind::Float, tch::Device::Cpu));
         let targets = Tensor::randint(vocab, [37], (Kind::Int64, tch::Device::Cpu));
-        let whole = tch::no_grad(|| head_logprobs(&model, &hidden, &targets, 1000)).unwrap();
-        let chunked = tch::no_grad(|| head_logprobs(&model, &hidden, &targets, 5)).unwrap();
+        let whole =
+            crate::grad::no_grad(|| head_logprobs(&model, &hidden, &targets, 1000)).unwrap();
+        let chunked = crate::grad::no_grad(|| head_logprobs(&model, &hidden, &targets, 5)).unwrap();
         assert_eq!(whole.len(), 37);
         for (a, b) in whole.iter().zip(&chunked) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");

@@ -30,7 +30,7 @@ impl Adapters {
         let a = self.params.get(&format!("{module}.lora_A.weight"))?;
         let b = self.params.get(&format!("{module}.lora_B.weight"))?;
         let update = super::lora::delta(a, b, self.config.scale());
-        Some(tch::no_grad(|| {
+        Some(crate::grad::no_grad(|| {
             (weight.to_kind(Kind::Float) + update).to_kind(weight.kind())
         }))
     }

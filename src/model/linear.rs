@@ -68,7 +68,7 @@ pub fn column_major(p: &nn::Path, name: &str, rows: i64, cols: i64, init: ParamI
     if init.random {
         // The same draws as ever: N(0, std) over the [cols, rows] storage, in f32.
         let drawn = Tensor::randn([cols, rows], (Kind::Float, p.device())) * init.std;
-        tch::no_grad(|| t.shallow_clone().copy_(&drawn.tr()));
+        crate::grad::no_grad(|| t.shallow_clone().copy_(&drawn.tr()));
     }
     p.add(name, t, true)
 }

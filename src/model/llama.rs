@@ -260,7 +260,7 @@ impl Llama {
             return (self.norm.forward(&x), None);
         }
         let mut saved = Vec::with_capacity(self.layers.len());
-        let top = tch::no_grad(|| {
+        let top = crate::grad::no_grad(|| {
             let mut x = self.embed(ids);
             for (i, layer) in self.layers.iter().enumerate() {
                 let next = layer.forward(&x, inputs.rope(), inputs.mask(), None, opts.layer(i));

@@ -126,7 +126,7 @@ impl LoraAdapter {
     pub fn new(in_dim: i64, out_dim: i64, config: &LoraConfig, device: Device) -> Self {
         let r = config.r as i64;
         let bound = 1.0 / (in_dim as f64).sqrt();
-        let a = tch::no_grad(|| {
+        let a = crate::grad::no_grad(|| {
             Tensor::empty([r, in_dim], (Kind::Float, device)).uniform_(-bound, bound)
         });
         let b = Tensor::zeros([out_dim, r], (Kind::Float, device));
@@ -176,7 +176,7 @@ impl LoraAdapter {
 
 /// The update an adapter pair adds to its weight, `scale · B A`, in f32 and without gradient.
 pub fn delta(a: &Tensor, b: &Tensor, scale: f64) -> Tensor {
-    tch::no_grad(|| b.matmul(a) * scale)
+    crate::grad::no_grad(|| b.matmul(a) * scale)
 }
 
 /// SplitMix64's finaliser over `a` and `b`: a 64-bit key that changes everywhere with either.

@@ -305,11 +305,16 @@ impl Model {
         // A config whose weights do not fit (a wrong size in config.json, a model too big for
         // the device) is an error naming the device and the sizes, not a libtorch panic.
         let net = crate::oom::catch(|| Llama::new(&vs.root(), &config, init)).map_err(|oom| {
+            let bf16 = if opts.dtype == Dtype::F32 {
+                "`dtype: \"bf16\"`, "
+            } else {
+                ""
+            };
             ModelError::OutOfMemory {
                 path: origin.to_path_buf(),
                 message: format!(
                     "{oom} making the model (hidden_size {}, {} layers, vocab_size {}, {}); \
-                     what helps: `dtype: \"bf16\"`, a smaller model, another device",
+                     what helps: {bf16}a smaller model, another device",
                     config.hidden_size,
                     config.num_hidden_layers,
                     config.vocab_size,

@@ -235,7 +235,7 @@ fn param_bytes(
         GgmlType::BF16 => Kind::BFloat16,
         _ => Kind::Float,
     };
-    let values = tch::no_grad(|| {
+    let values = crate::grad::no_grad(|| {
         weight
             .to_device(Device::Cpu)
             .to_kind(Kind::Float)

@@ -57,7 +57,7 @@ impl<'a> Filler<'a> {
                 found: tensor.size(),
             });
         }
-        tch::no_grad(|| var.shallow_clone().f_copy_(tensor)).map_err(ModelError::torch)?;
+        crate::grad::no_grad(|| var.shallow_clone().f_copy_(tensor)).map_err(ModelError::torch)?;
         self.missing.remove(name);
         Ok(())
     }

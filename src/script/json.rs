@@ -1,8 +1,9 @@
 //! Script values as JSON: what every record file, stage input and result, fingerprint,
 //! config and options map goes through. JSON has no NaN or infinity and serde_json writes
 //! them as `null`, which would turn a diverged loss into "unset" and an option into its
-//! default; a closure it writes as its name, which would become a file called
-//! `Fn(anon$…)`. Either is an error naming where in the value it is.
+//! default; a closure, a model, a tensor or a run it writes as a name (`anon$…`,
+//! `rlmec::script::…`), which would become an option's value or a file's name. Each is an
+//! error naming where in the value it is.
 
 use rhai::{Dynamic, EvalAltResult};
 use serde_json::Value;
@@ -29,8 +30,8 @@ pub fn from_json(value: &Value) -> Result<Dynamic, Box<EvalAltResult>> {
 /// What a value is and what is wrong with it: `NaN`, `is not a finite number`.
 struct Problem(String, &'static str);
 
-/// The first NaN, infinity or closure in `value`: its path (`reward[3]`, `[0].lora.alpha`)
-/// and what is wrong with it.
+/// The first NaN, infinity or value that is not data in `value`: its path (`reward[3]`,
+/// `[0].lora.alpha`) and what is wrong with it.
 fn not_data(value: &Dynamic) -> Option<(String, Problem)> {
     // `inner` is the path below `step`: an index joins it directly, a key after a dot.
     let join = |step: String, (inner, problem): (String, Problem)| {
@@ -50,6 +51,21 @@ fn not_data(value: &Dynamic) -> Option<(String, Problem)> {
     }
     if value.is_fnptr() {
         return Some((String::new(), Problem("a closure".into(), "is not data")));
+    }
+    let data = value.is_unit()
+        || value.is_bool()
+        || value.is_int()
+        || value.is_char()
+        || value.is_string()
+        || value.is_blob()
+        || value.is_array()
+        || value.is_map();
+    if !data {
+        // A handle's Rust name (`rlmec::script::tensor::TensorHandle`) as scripts know it.
+        let rust = value.type_name();
+        let name = rust.rsplit("::").next().unwrap_or(rust);
+        let name = name.strip_suffix("Handle").unwrap_or(name);
+        return Some((String::new(), Problem(format!("a {name}"), "is not data")));
     }
     if let Some(items) = value.read_lock::<rhai::Array>() {
         return (items.iter().enumerate())
@@ -94,6 +110,10 @@ mod tests {
             e.contains("train: option: a closure at `out` is not data"),
             "{e}"
         );
+        let e = to_json(&eval("[timestamp()]"), "w")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("w: a timestamp at `[0]` is not data"), "{e}");
     }
 
     #[test]

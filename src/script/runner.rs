@@ -65,14 +65,14 @@ pub fn run_script(
             Err(panic) => tracing::warn!("the run's report could not be written: {panic}"),
         }
     }
-    let outcome = outcome.map_err(|message| match crate::oom::from_message(&message) {
+    let outcome = outcome.map_err(|panic| match crate::oom::from_message(&panic.message) {
         Some(oom) => RunError::OutOfMemory {
             script: name.clone(),
             oom,
         },
         None => RunError::Panic {
             script: name.clone(),
-            message: crate::oom::libtorch_first_line(&message).to_string(),
+            message: format!("{panic}"),
         },
     })?;
     if let Some(unread) = ctx.unread_overrides() {
@@ -85,12 +85,26 @@ pub fn run_script(
     outcome.map_err(|e| ScriptError::from_rhai(&e, &name).into())
 }
 
-static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
+/// A panic in native code: what it said (libtorch's first line, not its C++ frames) and
+/// where in our code it happened.
+#[derive(Debug, Clone)]
+struct NativePanic {
+    message: String,
+    at: String,
+}
+
+impl std::fmt::Display for NativePanic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.message, self.at)
+    }
+}
+
+static PANIC_MESSAGE: Mutex<Option<NativePanic>> = Mutex::new(None);
 
 /// Run `f`, turning a panic into its message (with where it happened). The default hook
 /// is silenced for the duration so the user sees our error, not a Rust backtrace, unless
 /// `RUST_BACKTRACE` asks for one.
-fn catch_native_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+fn catch_native_panics<T>(f: impl FnOnce() -> T) -> Result<T, NativePanic> {
     let previous = panic::take_hook();
     let show_backtrace = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
     panic::set_hook(Box::new(move |info| {
@@ -104,7 +118,9 @@ fn catch_native_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .location()
             .map(|l| format!(" (at {}:{})", l.file(), l.line()))
             .unwrap_or_default();
-        *PANIC_MESSAGE.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{message}{at}"));
+        let message = crate::oom::libtorch_first_line(&message);
+        *PANIC_MESSAGE.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(NativePanic { message, at });
         if show_backtrace {
             eprintln!("{}", std::backtrace::Backtrace::force_capture());
         }
@@ -116,7 +132,10 @@ fn catch_native_panics<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
-            .unwrap_or_else(|| "panic".into())
+            .unwrap_or_else(|| NativePanic {
+                message: "panic".into(),
+                at: String::new(),
+            })
     })
 }
 
@@ -128,14 +147,31 @@ mod tests {
     fn a_panic_in_native_code_becomes_an_error_naming_where() {
         let mut engine = rhai::Engine::new();
         engine.register_fn("explode", |n: i64| -> i64 { panic!("exploded with {n}") });
-        let err = catch_native_panics(|| engine.run("let x = explode(3);")).unwrap_err();
+        let err = catch_native_panics(|| engine.run("let x = explode(3);"))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("exploded with 3 (at src/script/runner.rs:"),
             "{err}"
         );
         // The hook is restored: later panics are caught and reported afresh.
-        let err = catch_native_panics(|| panic!("second")).unwrap_err();
+        let err = catch_native_panics(|| panic!("second"))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("second (at "), "{err}");
+        // libtorch's message keeps its first line only, the location stays.
+        let err = catch_native_panics(|| {
+            panic!(
+                "called `Result::unwrap()` on an `Err` value: Torch(\"bad shape\\nframe #0: c10\")"
+            )
+        })
+        .unwrap_err();
+        assert_eq!(err.message, "bad shape");
+        assert!(
+            err.at.starts_with(" (at src/script/runner.rs:"),
+            "{}",
+            err.at
+        );
     }
 
     #[test]

@@ -298,7 +298,7 @@ pub mod train_api {
         let example = examples::tokenize(&model, &[record], examples::RecordKind::Rlmec)
             .map_err(|e| format!("rlmec_loss: {e}"))?
             .remove(0);
-        let loss = tch::no_grad(|| {
+        let loss = crate::grad::no_grad(|| {
             let batch = tokens::forward(&model, &[&example]);
             objective::rlmec_loss(&batch, params)
         })

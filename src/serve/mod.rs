@@ -94,28 +94,17 @@ impl Default for ServeOptions {
 
 impl ServeOptions {
     fn seconds(option: &'static str, value: f64, zero_ok: bool) -> Result<Duration, ServeError> {
-        Duration::try_from_secs_f64(value)
-            .ok()
-            .filter(|d| zero_ok || !d.is_zero())
-            .ok_or(ServeError::Option {
-                option,
-                value,
-                expected: if zero_ok {
-                    "a number of seconds, 0 or more"
-                } else {
-                    "a number of seconds above 0"
-                },
-            })
+        crate::options::seconds(value, zero_ok)
+            .map_err(|message| ServeError::Option { option, message })
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("serve option `{option}`: {value} is not {expected}")]
+    #[error("serve option `{option}`: {message}")]
     Option {
         option: &'static str,
-        value: f64,
-        expected: &'static str,
+        message: String,
     },
     #[error("serve command `{template}` uses {{gguf}}, but no GGUF file can be made of {model}")]
     NoGguf { template: String, model: PathBuf },

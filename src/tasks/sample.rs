@@ -72,7 +72,14 @@ pub fn sample(
             "n must be at least 1 (samples per problem)".into(),
         ));
     }
-    let mut requests = Vec::with_capacity(problems.len() * opts.n);
+    let Some(total) = problems.len().checked_mul(opts.n) else {
+        return Err(GenerateError::Invalid(format!(
+            "n = {} samples for each of {} problems is more than can be counted",
+            opts.n,
+            problems.len()
+        )));
+    };
+    let mut requests = Vec::with_capacity(total);
     for p in problems {
         let prompt = engine
             .tokenizer()

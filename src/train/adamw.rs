@@ -89,7 +89,7 @@ impl AdamW {
             .map(|name| {
                 let param = params[name].shallow_clone();
                 let master = (param.kind() != Kind::Float)
-                    .then(|| tch::no_grad(|| param.to_kind(Kind::Float)));
+                    .then(|| crate::grad::no_grad(|| param.to_kind(Kind::Float)));
                 let like = master.as_ref().unwrap_or(&param);
                 Slot {
                     name: name.clone(),
@@ -121,7 +121,7 @@ impl AdamW {
     /// Scales the gradients so that their global L2 norm is at most `max_norm` (when it is
     /// positive); returns the norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
-        tch::no_grad(|| {
+        crate::grad::no_grad(|| {
             let grads: Vec<Tensor> = self
                 .slots
                 .iter()
@@ -162,7 +162,7 @@ impl AdamW {
         let bias_correction1 = 1.0 - beta1.powi(t);
         let bias_correction2_sqrt = (1.0 - beta2.powi(t)).sqrt();
         let step_size = lr / bias_correction1;
-        tch::no_grad(|| {
+        crate::grad::no_grad(|| {
             for slot in &mut self.slots {
                 let grad = slot.param.grad();
                 if !grad.defined() {
@@ -230,7 +230,7 @@ impl AdamW {
                         target.size()
                     ));
                 }
-                tch::no_grad(|| target.copy_(&value));
+                crate::grad::no_grad(|| target.copy_(&value));
             }
         }
         if let Some(extra) = saved.keys().next() {

@@ -31,12 +31,7 @@ pub(super) fn out_of_memory(
     knobs.push(format!("a smaller `max_len` (now {})", opts.max_len));
     TrainError::OutOfMemory {
         step,
-        message: format!(
-            "the {} ran out of memory; what helps: {} ({})",
-            oom.device,
-            knobs.join("; "),
-            oom.detail
-        ),
+        message: format!("{oom}; what helps: {}", knobs.join("; ")),
     }
 }
 

@@ -194,7 +194,7 @@ mod tests {
         let b = Tensor::randn([40], (Kind::Float, Device::Cpu));
         let x = Tensor::randn([3, 7, 48], (Kind::Float, Device::Cpu));
         let packed = PackedWeight::new(true);
-        tch::no_grad(|| {
+        crate::grad::no_grad(|| {
             let got = packed
                 .linear(&x, &w, Some(&b))
                 .expect("oneDNN is in libtorch");
@@ -211,11 +211,11 @@ mod tests {
         let mut w = Tensor::randn([16, 24], (Kind::Float, Device::Cpu));
         let x = Tensor::randn([5, 24], (Kind::Float, Device::Cpu));
         let packed = PackedWeight::new(true);
-        let before = tch::no_grad(|| packed.linear(&x, &w, None)).unwrap();
-        tch::no_grad(|| {
+        let before = crate::grad::no_grad(|| packed.linear(&x, &w, None)).unwrap();
+        crate::grad::no_grad(|| {
             w += 1.0;
         });
-        let after = tch::no_grad(|| packed.linear(&x, &w, None)).unwrap();
+        let after = crate::grad::no_grad(|| packed.linear(&x, &w, None)).unwrap();
         assert!(close(&after, &x.linear::<Tensor>(&w, None)) < 1e-4);
         assert!(close(&after, &before) > 1.0, "the stale copy was used");
         assert!(packed.lock().is_some());
@@ -233,10 +233,10 @@ mod tests {
     fn other_dtypes_and_packing_off_go_to_torch() {
         let w = Tensor::randn([8, 8], (Kind::BFloat16, Device::Cpu));
         let x = Tensor::randn([2, 8], (Kind::BFloat16, Device::Cpu));
-        assert!(tch::no_grad(|| PackedWeight::new(true).linear(&x, &w, None)).is_none());
+        assert!(crate::grad::no_grad(|| PackedWeight::new(true).linear(&x, &w, None)).is_none());
         let (w, x) = (w.to_kind(Kind::Float), x.to_kind(Kind::Float));
         let off = PackedWeight::new(false);
-        assert!(tch::no_grad(|| off.linear(&x, &w, None)).is_none());
+        assert!(crate::grad::no_grad(|| off.linear(&x, &w, None)).is_none());
         assert!(off.lock().is_none());
     }
 }

@@ -119,12 +119,12 @@ pub mod tensor_api {
     #[rhai_fn(return_raw)]
     pub fn tensor(values: Array) -> Res<Tensor> {
         let number = |v: &Dynamic, at: String| -> Res<f32> {
-            v.as_float()
+            let x = v
+                .as_float()
                 .or_else(|_| v.as_int().map(|i| i as f64))
-                .map(|x| x as f32)
-                .map_err(|_| {
-                    format!("tensor: element {at} is {}, not a number", v.type_name()).into()
-                })
+                .map_err(|_| format!("tensor: element {at} is {}, not a number", v.type_name()))?;
+            super::fits(x, tch::Kind::Float, &format!("tensor: element {at}"))?;
+            Ok(x as f32)
         };
         let rows: Option<Vec<Array>> = values
             .iter()

@@ -454,7 +454,9 @@ fn wrong_values(ty: &str) -> &'static [&'static str] {
     }
 }
 
-/// Values a field of a map (an option, a record's field) is set to.
+/// Values a field of a map (an option, a record's field) is set to. No huge integers: a
+/// count such as `epochs: 1e18` is well formed and asks for endless work, which is not an
+/// error (`a_huge_budget_reserves_no_memory_up_front` checks the one that allocated).
 const FIELD_VALUES: &[&str] = &[
     "()", "|| 1", "|b| b.ce", "-1", "0", "-0.5", NAN, "1e308", "\"\"", "\"x\"", "[]", "[\"x\"]",
     "#{}",
@@ -646,6 +648,27 @@ fn setup() -> Setup {
         tmp,
         _vllm: vllm,
     }
+}
+
+/// A budget far beyond what a row uses: the KV cache grows with the rows, so generation
+/// ends at EOS as usual instead of asking for 2^40 positions up front.
+#[test]
+fn a_huge_budget_reserves_no_memory_up_front() {
+    let Setup {
+        engine,
+        scope,
+        tmp: _tmp,
+        _vllm,
+    } = setup();
+    // Greedily, the fixture ends this prompt with EOS after 105 tokens.
+    let out: rhai::Map = engine
+        .eval_with_scope(
+            &mut scope.clone(),
+            "m.generate([\"Options:\"], #{max_new_tokens: 1099511627776})[0]",
+        )
+        .unwrap();
+    assert_eq!(out["finish"].to_string(), "eos");
+    assert_eq!(out["ids"].clone().into_array().unwrap().len(), 105);
 }
 
 /// Wrong values of each kind the audit found, with what their error must say.

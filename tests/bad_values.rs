@@ -767,6 +767,10 @@ fn errors_say_what_is_wrong() {
             "minimum_edit(\"reference\", \"math\", [edit], #{teacher_price: 3})",
             "expected a map #{input, output} of dollars per million tokens",
         ),
+        (
+            "m.sample(\"math\", problems, #{n: 1000000000000000})",
+            "samples for each of 1 problems do not fit in memory",
+        ),
         // Weights no memory holds: the embedding alone would be 1.3e15 bytes.
         (
             "model_new(#{vocab_size: 300, hidden_size: 1099511627776, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2}, [\"1 + 1 = 2\"])",

@@ -79,7 +79,15 @@ pub fn sample(
             problems.len()
         )));
     };
-    let mut requests = Vec::with_capacity(total);
+    // Reserved fallibly: an allocation that fails would abort the process, not return.
+    let mut requests = Vec::new();
+    requests.try_reserve_exact(total).map_err(|_| {
+        GenerateError::Invalid(format!(
+            "n = {} samples for each of {} problems do not fit in memory",
+            opts.n,
+            problems.len()
+        ))
+    })?;
     for p in problems {
         let prompt = engine
             .tokenizer()

@@ -184,6 +184,9 @@ fn one(rng: &mut ChaCha8Rng, d: &Difficulty) -> Problem {
     }
 }
 
+/// Draws in a row without a new problem after which a split's problem space counts as spent.
+const GIVE_UP: usize = 10_000;
+
 /// `n_train` and `n_test` distinct problems for `seed`; no test problem is a train problem.
 pub fn splits(
     n_train: usize,
@@ -195,16 +198,30 @@ pub fn splits(
     let mut draw = |stream: u64, n: usize| {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(stream);
-        let mut out = Vec::with_capacity(n);
-        // Bounded: a tiny difficulty may not have `n` distinct problems.
+        // Not reserved up front: `n` is the user's, and an absurd one (1e15) would abort the
+        // process on the spot; the list grows only with the problems really drawn.
+        let mut out = Vec::new();
+        // Bounded: a tiny difficulty may not have `n` distinct problems. Past 50 draws per
+        // problem, or after `GIVE_UP` draws in a row found nothing new (the space is spent,
+        // whatever `n` asked), it stops with what it has.
+        let mut misses = 0;
         for _ in 0..n.saturating_mul(50).max(100) {
-            if out.len() == n {
+            if out.len() == n || misses == GIVE_UP {
                 break;
             }
             let p = one(&mut rng, d);
             if seen.insert(p.problem.clone()) {
                 out.push(p);
+                misses = 0;
+            } else {
+                misses += 1;
             }
+        }
+        if out.len() < n {
+            tracing::warn!(
+                "synthetic task: {} distinct problems for a split of {n} (this difficulty has no more)",
+                out.len()
+            );
         }
         out
     };
@@ -216,6 +233,22 @@ pub fn splits(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spent_problem_space_ends_a_huge_split_at_once() {
+        // One step of `+` with operands up to 2: few problems, whatever n asks.
+        let d = Difficulty {
+            min_steps: 1,
+            max_steps: 1,
+            max_operand: 2,
+            ops: vec![Op::Add],
+        };
+        let (train, test) = splits(1 << 50, 1 << 50, 0, &d);
+        // Every distinct problem there is (the wording varies too), then it stops.
+        assert!((1..1000).contains(&train.len()), "{}", train.len());
+        assert!(test.len() < 1000);
+        assert_eq!(splits(1 << 50, 0, 0, &d).0, train, "deterministic");
+    }
 
     #[test]
     fn deterministic_distinct_and_well_formed() {

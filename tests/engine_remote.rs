@@ -190,18 +190,10 @@ fn retries_429_after_retry_after_and_5xx_then_succeeds() {
     let s = Server::vllm();
     let remote = s.connect(&options());
     s.reset();
-    s.mount(
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0.3"))
-            .up_to_n_times(1)
-            .with_priority(1),
-    );
-    s.mount(
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(503))
-            .up_to_n_times(1)
-            .with_priority(2),
-    );
+    s.fail_first([
+        ResponseTemplate::new(429).insert_header("retry-after", "0.3"),
+        ResponseTemplate::new(503),
+    ]);
     s.mount_completions(move |r: &Received| vllm_completion(&tokenizer(), r));
     let start = Instant::now();
     let outs = remote
@@ -222,14 +214,10 @@ fn an_absurd_retry_after_is_ignored() {
     let s = Server::vllm();
     let remote = s.connect(&options());
     s.reset();
-    for (priority, wait) in [(1, "-1"), (2, "1e308"), (3, "NaN")] {
-        s.mount(
-            Mock::given(method("POST"))
-                .respond_with(ResponseTemplate::new(429).insert_header("retry-after", wait))
-                .up_to_n_times(1)
-                .with_priority(priority),
-        );
-    }
+    s.fail_first(
+        ["-1", "1e308", "NaN"]
+            .map(|wait| ResponseTemplate::new(429).insert_header("retry-after", wait)),
+    );
     s.mount_completions(move |r: &Received| vllm_completion(&tokenizer(), r));
     let outs = remote
         .generate(&[request("q", 3)], &GenerateOptions::default())

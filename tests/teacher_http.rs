@@ -50,23 +50,11 @@ fn answers_and_assembles_the_prefill() {
 #[test]
 fn retries_429_with_retry_after_and_500_then_succeeds() {
     let s = Server::start();
-    s.mount(
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0.3"))
-            .up_to_n_times(1)
-            .with_priority(1),
-    );
-    s.mount(
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(500))
-            .up_to_n_times(1)
-            .with_priority(2),
-    );
-    s.mount(
-        Mock::given(method("POST"))
-            .respond_with(completion("ok"))
-            .with_priority(3),
-    );
+    s.fail_first([
+        ResponseTemplate::new(429).insert_header("retry-after", "0.3"),
+        ResponseTemplate::new(500),
+    ]);
+    s.mount(Mock::given(method("POST")).respond_with(completion("ok")));
     let start = Instant::now();
     let t = s.teacher(fast(), Cache::in_memory());
     assert_eq!(t.locate(&case()).unwrap(), "ok");
@@ -81,12 +69,7 @@ fn retries_429_with_retry_after_and_500_then_succeeds() {
 fn malformed_json_is_retried_and_client_errors_are_not() {
     // A body cut short once, then whole: the teacher answers.
     let s = Server::start();
-    s.mount(
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200).set_body_string("{\"choices\": [{\"te"))
-            .up_to_n_times(1)
-            .with_priority(1),
-    );
+    s.fail_first([ResponseTemplate::new(200).set_body_string("{\"choices\": [{\"te")]);
     s.mount(Mock::given(method("POST")).respond_with(completion("[2]")));
     let t = s.teacher(fast(), Cache::in_memory());
     assert_eq!(t.locate(&case()).unwrap(), "[2]");

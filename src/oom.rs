@@ -27,7 +27,7 @@ pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, OutOfMemory> {
 }
 
 /// The out-of-memory error a panic carries; any other panic resumes unwinding.
-pub fn from_panic(panic: Box<dyn std::any::Any + Send>) -> OutOfMemory {
+fn from_panic(panic: Box<dyn std::any::Any + Send>) -> OutOfMemory {
     let message = panic
         .downcast_ref::<String>()
         .cloned()

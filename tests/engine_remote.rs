@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::remote::{
     MODEL, Server, body, dropping_server, llama_cpp_completion, options, tokenizer, tokenizer_path,
-    vllm_completion,
 };
 use rlmec::engine::Engine;
 use rlmec::engine::remote::{RemoteModel, RemoteOptions};
@@ -194,7 +193,7 @@ fn retries_429_after_retry_after_and_5xx_then_succeeds() {
         ResponseTemplate::new(429).insert_header("retry-after", "0.3"),
         ResponseTemplate::new(503),
     ]);
-    s.mount_completions(move |r: &Received| vllm_completion(&tokenizer(), r));
+    s.mount_vllm_completions();
     let start = Instant::now();
     let outs = remote
         .generate(&[request("q", 3)], &GenerateOptions::default())
@@ -218,7 +217,7 @@ fn an_absurd_retry_after_is_ignored() {
         ["-1", "1e308", "NaN"]
             .map(|wait| ResponseTemplate::new(429).insert_header("retry-after", wait)),
     );
-    s.mount_completions(move |r: &Received| vllm_completion(&tokenizer(), r));
+    s.mount_vllm_completions();
     let outs = remote
         .generate(&[request("q", 3)], &GenerateOptions::default())
         .unwrap();
@@ -236,7 +235,7 @@ fn malformed_json_fails_clearly_and_a_rerun_asks_only_for_it() {
             .and(body_string_contains("broken"))
             .respond_with(ResponseTemplate::new(200).set_body_string("{\"choices\": [")),
     );
-    s.mount_completions(move |r: &Received| vllm_completion(&tokenizer(), r));
+    s.mount_vllm_completions();
     let asked = [
         request("fine", 3),
         request("broken", 3),
@@ -251,7 +250,7 @@ fn malformed_json_fails_clearly_and_a_rerun_asks_only_for_it() {
         "{err}"
     );
     s.reset();
-    s.mount_completions(move |r: &Received| vllm_completion(&tokenizer(), r));
+    s.mount_vllm_completions();
     let outs = remote
         .generate(&asked, &GenerateOptions::default())
         .unwrap();
@@ -368,9 +367,7 @@ fn logprobs_refused_at_connection_are_turned_off() {
     let remote = s.connect(&options());
     assert!(!remote.features().logprobs);
     let refused = s
-        .runtime
-        .block_on(s.server.received_requests())
-        .unwrap()
+        .received()
         .iter()
         .filter(|r| body(r)["logprobs"] == 1)
         .count();
@@ -482,7 +479,7 @@ fn a_server_without_prompt_logprobs_cannot_score_and_is_asked_once() {
         err.contains("no prompt log-probabilities") && err.contains("model_load"),
         "{err}"
     );
-    assert!(s.completions().is_empty(), "only the probe was sent");
+    assert_eq!(s.received().len(), 1, "only the probe was sent");
     // llama.cpp's server refuses `echo` outright (llama-cpp-python answers 500 to token
     // ids): not retried.
     let (s, scored) = score_with(|_: &Received| {
@@ -493,8 +490,7 @@ fn a_server_without_prompt_logprobs_cannot_score_and_is_asked_once() {
         err.contains("HTTP 500") && err.contains("echo") && err.contains("model_load"),
         "{err}"
     );
-    let received = s.runtime.block_on(s.server.received_requests()).unwrap();
-    assert_eq!(received.len(), 1, "asked once");
+    assert_eq!(s.received().len(), 1, "asked once");
 }
 
 #[test]

@@ -48,7 +48,11 @@ fn saved(model: &Model, dtype: GgufDtype) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.gguf");
     model.save_gguf(&path, &GgufOptions { dtype }).unwrap();
-    assert!(!dir.path().join("model.gguf.tmp").exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
     (dir, path)
 }
 

@@ -9,7 +9,7 @@
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::parse::{DEFAULT_ALIGNMENT, MAGIC, tensor_size};
 use super::{GgmlType, GgufValue, GgufValueType, GgufWriteError};
@@ -77,7 +77,7 @@ pub fn write(
     }
     head.resize(head.len().next_multiple_of(alignment), 0);
 
-    let tmp = tmp_path(path);
+    let tmp = crate::files::temp_beside(path);
     let written = write_file(&tmp, &head, &placed, &mut data)
         .map_err(|e| e.named(path))
         .and_then(|len| {
@@ -89,13 +89,6 @@ pub fn write(
         let _ = fs::remove_file(&tmp);
     }
     written
-}
-
-/// `<path>.tmp`, beside the real file so the rename stays on one file system.
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
-    PathBuf::from(name)
 }
 
 /// Why writing the temporary file failed, before it is said of the real path.

@@ -1,7 +1,6 @@
 //! The tokens an answer took, as the API's response body reports them (its `usage`), and
 //! what a batch of answers took in all ([`Tally`]).
 
-use std::iter::Sum;
 use std::ops::{Add, AddAssign, Mul};
 
 use serde::{Deserialize, Serialize};
@@ -65,12 +64,6 @@ impl Mul<u64> for Usage {
     }
 }
 
-impl Sum for Usage {
-    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
-        iter.fold(Self::default(), Add::add)
-    }
-}
-
 /// Answers and the tokens they took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -127,7 +120,7 @@ mod tests {
             output_tokens: 4,
         };
         assert_eq!(
-            [a, b].into_iter().sum::<Usage>(),
+            a + b,
             Usage {
                 input_tokens: 12,
                 output_tokens: 5

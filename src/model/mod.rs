@@ -217,12 +217,27 @@ impl std::fmt::Debug for Model {
 /// GGUF file) without its weights, read as [`Model::load`] reads them: what a model behind a
 /// server needs of the model it serves.
 pub fn tokenizer_of(path: &Path) -> Result<(TextTokenizer, SpecialTokens), ModelError> {
-    if path.is_dir() {
-        hf::tokenizer(path)
-    } else if path.extension().is_some_and(|e| e == "gguf") && path.is_file() {
-        from_gguf::tokenizer(path)
-    } else {
-        Err(ModelError::NotAModel(path.to_path_buf()))
+    match Layout::of(path)? {
+        Layout::HuggingFace => hf::tokenizer(path),
+        Layout::Gguf => from_gguf::tokenizer(path),
+    }
+}
+
+/// How the model at a path is stored.
+enum Layout {
+    HuggingFace,
+    Gguf,
+}
+
+impl Layout {
+    fn of(path: &Path) -> Result<Self, ModelError> {
+        if path.is_dir() {
+            Ok(Self::HuggingFace)
+        } else if path.extension().is_some_and(|e| e == "gguf") && path.is_file() {
+            Ok(Self::Gguf)
+        } else {
+            Err(ModelError::NotAModel(path.to_path_buf()))
+        }
     }
 }
 
@@ -234,12 +249,9 @@ impl Model {
             return Self::load_with_adapter_dir(path, opts);
         }
         let start = std::time::Instant::now();
-        let model = if path.is_dir() {
-            hf::load(path, opts)?
-        } else if path.extension().is_some_and(|e| e == "gguf") && path.is_file() {
-            from_gguf::load(path, opts)?
-        } else {
-            return Err(ModelError::NotAModel(path.to_path_buf()));
+        let model = match Layout::of(path)? {
+            Layout::HuggingFace => hf::load(path, opts)?,
+            Layout::Gguf => from_gguf::load(path, opts)?,
         };
         tracing::info!(
             "loaded {} ({} parameters, {}, {}) in {:.2}s",

@@ -304,7 +304,7 @@ pub mod model_api {
     /// with its chat template, the weights under llama.cpp's names. `dtype` (`"f32"`,
     /// `"f16"` or `"bf16"`) is the type of the matrices; norms and biases stay f32. With
     /// LoRA adapters attached, the weights are written merged (the model keeps its adapters).
-    /// The file is written beside `path` as `path.tmp` and renamed when complete.
+    /// The file is written beside `path` under a temporary name and renamed when complete.
     /// Defaults: {defaults:gguf}.
     ///
     /// ```rhai

@@ -24,8 +24,8 @@ pub mod serve_api {
     use crate::script::options::Options;
     use crate::serve::ServeOptions;
 
-    /// A loaded language model (`model_load`).
-    pub type Model = ModelHandle;
+    // The type is documented once, by the model domain.
+    type Model = ModelHandle;
 
     /// A model behind a running OpenAI-compatible server, `spec` = `"openai:<name>@<url>"`
     /// (`<name>`: the model as the server serves it; the key from `OPENAI_API_KEY` if set).

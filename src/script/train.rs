@@ -293,6 +293,7 @@ pub mod train_api {
         let mut o = Options::new("rlmec_loss", options);
         let params: RlmecParams = o.parse()?;
         o.finish()?;
+        params.validate().map_err(|e| format!("rlmec_loss: {e}"))?;
         let record = to_json(&record.into(), "rlmec_loss: the record")?;
         let model = model.native("rlmec_loss")?;
         let example = examples::tokenize(&model, &[record], examples::RecordKind::Rlmec)

@@ -149,6 +149,8 @@ impl TeacherOptions {
                 return Err(format!("`{name}` must be at least 1"));
             }
         }
+        self.teacher_price.validate()?;
+        self.teacher_budget.validate(&self.teacher_price)?;
         self.http().map(|_| ())
     }
 

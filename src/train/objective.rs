@@ -75,8 +75,9 @@ impl Default for RlmecParams {
 /// `L = L_rl + λ·L_reg` (docs/method.md, "The objective"):
 /// `ρ = exp(logπ − ref_logπ)` and `w = min(ρ·r, clip(ρ, 1−ε, 1+ε)·r)` without gradient,
 /// `L_rl = −Σ w·logπ / #{r ≠ 0}`, `L_reg = Σ c·CE / #{c ≠ 0}`, counts per micro-batch.
+/// `p` as [`RlmecParams::validate`] accepts it (training checks its options once, before
+/// the first step).
 pub fn rlmec_loss(b: &TokenBatch, p: RlmecParams) -> Result<Loss, String> {
-    p.validate()?;
     let need = |t: &Option<Tensor>, name: &str| {
         t.as_ref().map(Tensor::shallow_clone).ok_or_else(|| {
             format!("the rlmec objective needs `{name}`: train on RLMEC records (input, output, regular, reward, ref_prob, weight_regular)")

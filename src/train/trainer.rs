@@ -328,10 +328,9 @@ fn step(
         };
         // Only the forward and backward passes are guarded: running out of memory there
         // leaves the parameters as the last step left them (the gradients are dropped).
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            micro_batch(run, objective, &examples, pass, group.len(), step)
-        }))
-        .unwrap_or_else(|panic| Err(out_of_memory(panic, step, run.opts)));
+        let outcome =
+            crate::oom::catch(|| micro_batch(run, objective, &examples, pass, group.len(), step))
+                .unwrap_or_else(|oom| Err(out_of_memory(oom, step, run.opts)));
         let (value, batch_tokens, loss_parts) = outcome?;
         tokens += batch_tokens;
         loss_sum += value;

@@ -118,8 +118,14 @@ impl Server {
                     ResponseTemplate::new(200).set_body_json(json!({"tokens": ids}))
                 }),
         );
-        s.mount_completions(move |r: &Request| vllm_completion(&tokenizer(), r));
+        s.mount_vllm_completions();
         s
+    }
+
+    /// Completions answered as vLLM would, with the fixture's tokenizer (loaded once).
+    pub fn mount_vllm_completions(&self) {
+        let tok = tokenizer();
+        self.mount_completions(move |r: &Request| vllm_completion(&tok, r));
     }
 
     pub fn mount_completions(

@@ -77,10 +77,16 @@ pub fn generate(
                 choices.len()
             )));
         }
-        for (slot, i) in p.requests.clone().enumerate() {
+        if p.n == 1 {
             // One completion asked for a run is a greedy one, copied.
-            let choice = &choices[if p.n == 1 { 0 } else { slot }];
-            out[i] = generation(choice, tokenizer, &remote.eos)?;
+            let greedy = generation(&choices[0], tokenizer, &remote.eos)?;
+            for i in p.requests.clone() {
+                out[i] = greedy.clone();
+            }
+        } else {
+            for (choice, i) in choices.iter().zip(p.requests.clone()) {
+                out[i] = generation(choice, tokenizer, &remote.eos)?;
+            }
         }
     }
     Ok(out)
@@ -172,13 +178,13 @@ pub fn generation(
             (ids, choice.logprobs.clone())
         }
         None => {
-            let text_ids = tokenizer.encode(&choice.text)?;
-            let mut ids = text_ids.clone();
+            let mut ids = tokenizer.encode(&choice.text)?;
+            let text_len = ids.len();
             if finish == Finish::Eos {
                 ids.extend(eos.first());
             }
             let spells_the_text = choice.tokens.as_ref().is_some_and(|tokens| {
-                tokens.len() == ids.len() && tokens[..text_ids.len()].concat() == choice.text
+                tokens.len() == ids.len() && tokens[..text_len].concat() == choice.text
             });
             (ids, choice.logprobs.clone().filter(|_| spells_the_text))
         }

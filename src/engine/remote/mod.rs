@@ -215,6 +215,8 @@ impl RemoteModel {
                 spec: spec.to_string(),
             })?;
         let (tokenizer, special) = crate::model::tokenizer_of(path)?;
+        // Options checked before the cache file is made: a refused call leaves nothing.
+        let transport = opts.transport()?;
         let cache = match &opts.cache {
             Some(path) => Cache::open(path).map_err(|source| RemoteError::Cache {
                 path: path.clone(),
@@ -222,13 +224,10 @@ impl RemoteModel {
             })?,
             None => Cache::in_memory(),
         };
-        let client =
-            Client::new(&backend.name(), opts.transport()?).map_err(RemoteError::Client)?;
+        let client = Client::new(&backend.name(), transport).map_err(RemoteError::Client)?;
         let mut remote = Self {
             cache_identity: format!("openai:{}\u{0}{}", backend.model(), opts.identity),
-            key: std::env::var(backend.key_variable())
-                .ok()
-                .filter(|k| !k.is_empty()),
+            key: backend.key(),
             backend,
             tokenizer,
             eos: special.eos,
@@ -270,12 +269,20 @@ impl RemoteModel {
         }
     }
 
-    fn completions_url(&self) -> String {
-        self.backend.url()
-    }
-
     fn headers(&self) -> Vec<(String, String)> {
         self.backend.headers(self.key.as_deref())
+    }
+
+    /// A request to `url` (the completions endpoint when `None`) with this engine's headers;
+    /// `key` caches its answer (empty: a probe, not cached). Engines bound nothing.
+    fn exchange(&self, url: Option<String>, body: Value, key: String) -> Exchange {
+        Exchange {
+            url: url.unwrap_or_else(|| self.backend.url()),
+            headers: self.headers(),
+            body,
+            key,
+            bound: Default::default(),
+        }
     }
 
     /// One `/v1/completions` request per body, through the cache; each answer is what
@@ -288,12 +295,9 @@ impl RemoteModel {
     ) -> Result<Vec<Value>, GenerateError> {
         let exchanges: Vec<Exchange> = bodies
             .into_iter()
-            .map(|body| Exchange {
-                bound: Default::default(),
-                url: self.completions_url(),
-                headers: self.headers(),
-                key: cache::key(&self.cache_identity, self.served_model(), &body),
-                body,
+            .map(|body| {
+                let key = cache::key(&self.cache_identity, self.served_model(), &body);
+                self.exchange(None, body, key)
             })
             .collect();
         self.client

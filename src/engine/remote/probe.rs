@@ -23,7 +23,7 @@ use super::{Features, RemoteError, RemoteModel, TokenizerMismatch};
 use crate::engine::Engine;
 use crate::generate::GenerateOptions;
 use crate::generate::sampler::SamplingParams;
-use crate::http::{Exchange, Parse};
+use crate::http::Parse;
 
 /// The text probed: spaces, digits, punctuation, a newline run, accents and an emoji, the
 /// places where tokenizers of one family still differ. [`probe_text`] adds a special token.
@@ -113,20 +113,16 @@ pub fn check_tokenizer(
     });
     let mut failures = Vec::new();
     for endpoint in ["/tokenize", "/extras/tokenize"] {
-        let exchange = Exchange {
-            bound: Default::default(),
-            url: format!("{}{endpoint}", remote.base_url()),
-            headers: remote.headers(),
-            // vLLM reads `prompt`, llama.cpp `content`, llama-cpp-python `input`. Each is
-            // asked to tokenize as its completions do: vLLM with nothing added (as we ask of
-            // its completions), llama.cpp with the special tokens its completions add.
-            body: json!({
-                "model": remote.served_model(),
-                "prompt": probe, "content": probe, "input": probe,
-                "add_special_tokens": false, "add_special": true,
-            }),
-            key: String::new(),
-        };
+        // vLLM reads `prompt`, llama.cpp `content`, llama-cpp-python `input`. Each is asked to
+        // tokenize as its completions do: vLLM with nothing added (as we ask of its
+        // completions), llama.cpp with the special tokens its completions add.
+        let body = json!({
+            "model": remote.served_model(),
+            "prompt": probe, "content": probe, "input": probe,
+            "add_special_tokens": false, "add_special": true,
+        });
+        let url = format!("{}{endpoint}", remote.base_url());
+        let exchange = remote.exchange(Some(url), body, String::new());
         let theirs: Vec<i64> = match remote.client.post_once(&exchange, &parse) {
             Ok(tokens) => serde_json::from_value(tokens).unwrap_or_default(),
             Err(e) => {
@@ -191,13 +187,7 @@ pub fn features(remote: &RemoteModel, logprobs: bool) -> Result<Features, Remote
             remote.tokenizer.vocab_size(),
             logprobs,
         );
-        let exchange = Exchange {
-            bound: Default::default(),
-            url: remote.completions_url(),
-            headers: remote.headers(),
-            body,
-            key: String::new(),
-        };
+        let exchange = remote.exchange(None, body, String::new());
         remote
             .client
             .post_once(&exchange, &parse)

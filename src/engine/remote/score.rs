@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::{RemoteModel, completions, probe};
 use crate::engine::Engine;
 use crate::generate::GenerateError;
-use crate::http::{Exchange, Parse};
+use crate::http::Parse;
 
 /// [`crate::engine::Engine::score`] through `remote`'s server. Pairs without a continuation
 /// need no request.
@@ -60,13 +60,8 @@ fn check_scoring(remote: &RemoteModel) -> Result<(), GenerateError> {
             .tokenizer
             .encode(probe::PROBE)
             .map_err(|e| e.to_string())?;
-        let exchange = Exchange {
-            bound: Default::default(),
-            url: remote.completions_url(),
-            headers: remote.headers(),
-            body: completions::score_body(remote.served_model(), &ids),
-            key: String::new(),
-        };
+        let body = completions::score_body(remote.served_model(), &ids);
+        let exchange = remote.exchange(None, body, String::new());
         let parse: Parse = Arc::new(completions::score_answer);
         let answer = remote.client.post_once(&exchange, &parse)?;
         completions::prompt_logprobs(&answer, &ids).map(|_| ())

@@ -87,6 +87,13 @@ impl Backend {
         }
     }
 
+    /// The API key from the environment (`key_variable`), if set and not empty.
+    pub fn key(&self) -> Option<String> {
+        std::env::var(self.key_variable())
+            .ok()
+            .filter(|k| !k.is_empty())
+    }
+
     pub fn url(&self) -> String {
         match self {
             Self::Anthropic { base_url, .. } => format!("{base_url}/v1/messages"),

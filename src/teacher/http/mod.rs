@@ -108,9 +108,7 @@ impl HttpTeacher {
     /// OpenAI-compatible server that needs none, an error for Anthropic's API (checked
     /// before anything is made for the teacher, its cache file included).
     pub fn key_for(backend: &Backend) -> Result<Option<String>, TeacherError> {
-        let key = std::env::var(backend.key_variable())
-            .ok()
-            .filter(|k| !k.is_empty());
+        let key = backend.key();
         if key.is_none() && matches!(backend, Backend::Anthropic { .. }) {
             return Err(TeacherError::Failed {
                 teacher: backend.name(),

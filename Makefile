@@ -48,7 +48,8 @@ test: build llama-setup
 
 # A real llama.cpp server (llama-cpp-python's OpenAI-compatible one) for the tests that
 # check rlmec against another engine: docs/engines.md. PyPI has only its sdist, so pip
-# compiles llama.cpp (8-15 min on 2 cores; cmake and ninja come from PyPI as wheels).
+# compiles llama.cpp (14 min wall on 2 AMD EPYC Zen 4 cores; cmake and ninja come from PyPI
+# as wheels).
 # The flags make a portable x86-64 AVX2 build: a GGML_NATIVE=ON (-march=native) build
 # segfaulted on its first evaluation on a Xeon with AMX; GGML_CPU_ALL_VARIANTS would build
 # CPU backends this package neither installs nor loads; LLAVA_BUILD (multimodal) is not

@@ -799,7 +799,7 @@ fn every_native_answers_wrong_values_with_a_readable_error() {
         _vllm,
     } = setup();
     // Relative paths among the wrong values ("../outside" too) land in the temporary folder
-    // (the other test of this binary uses absolute paths only).
+    // (the other tests of this binary, running beside it, use absolute paths only).
     let work = tmp.path().join("work");
     std::fs::create_dir(&work).unwrap();
     std::env::set_current_dir(&work).unwrap();

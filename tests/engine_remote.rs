@@ -64,6 +64,13 @@ fn a_request_carries_the_prompt_text_and_every_option() {
     assert_eq!(b["logprobs"], 1);
     assert!(b["seed"].is_u64());
     assert_eq!(b["add_special_tokens"], false);
+    // What switches llama.cpp's own sampling defaults off, and asks vLLM for its ids.
+    assert_eq!(
+        (b["min_p"].as_f64(), b["repeat_penalty"].as_f64()),
+        (Some(0.0), Some(1.0))
+    );
+    assert_eq!(b["skip_special_tokens"], false);
+    assert_eq!(b["return_token_ids"], true);
 }
 
 #[test]
